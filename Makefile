@@ -1,0 +1,73 @@
+# statarb for Freqtrade: every command a user or CI needs.
+# `make backtest` (the main job) and `make test` install what they need first.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SHARED ?= ../shared
+DATADIR ?= $(SHARED)/data/binance
+MARKETS ?= $(SHARED)/markets/binance_usdm_exchangeInfo.json
+CONFIG ?= config.json
+OFFLINE ?= config.offline.json
+STRATEGY ?= TrendBaselineStrategy
+TIMERANGE ?= 20240101-20260101
+SCAN_OUT ?= user_data/scan
+SCAN_ARGS ?=
+PYTEST_ARGS ?=
+SIM_PORT ?= 8765
+SIM_ARGS ?=
+
+.PHONY: help install lock test lint scan backtest sim bench clean
+
+help:
+	@echo "make install   create .venv with pinned freqtrade, statsmodels, TA-Lib ... (idempotent)"
+	@echo "make backtest  offline freqtrade backtest on the shared data (STRATEGY=$(STRATEGY) TIMERANGE=$(TIMERANGE))"
+	@echo "make test      the whole test suite (unit, freqtrade integration, simulator)"
+	@echo "make scan      cointegration scan of the shared data -> $(SCAN_OUT)/ (SCAN_ARGS='--days 60')"
+	@echo "make sim       run the Binance USDT-M simulator in the foreground on port $(SIM_PORT)"
+	@echo "make bench     cointegration engine benchmark against statsmodels"
+	@echo "make lint      ruff"
+
+install: $(STAMP)
+
+# Re-run only when the pins change; a second `make install` is a no-op.
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==26.3
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e ".[dev]"
+	@touch $(STAMP)
+
+# Regenerate the full pinned set from the current environment (after changing a pin).
+lock:
+	$(BIN)/python -m pip freeze --exclude-editable --exclude statarb | sort -f > requirements.lock
+
+# pytest exits 5 when it collects no test: that is a failure here, never a pass.
+test: install
+	@set +e; $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests - failing" >&2; exit 1; fi; \
+	exit $$rc
+
+lint: install
+	$(BIN)/ruff check statarb strategies pairlists tests benchmarks
+
+scan: install
+	$(BIN)/python -m statarb.scan --datadir $(DATADIR) --out $(SCAN_OUT) $(SCAN_ARGS)
+
+# The main job: starts the simulator on a free port (markets come from it), runs the plain
+# freqtrade backtest on the shared data and stops the simulator.
+backtest: install
+	$(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) -- \
+		$(BIN)/freqtrade backtesting --config $(CONFIG) --config $(OFFLINE) \
+		--datadir $(DATADIR) --strategy $(STRATEGY) --timerange $(TIMERANGE) \
+		--export trades --cache none
+
+sim: install
+	$(BIN)/python -m statarb.sim --datadir $(DATADIR) --markets $(MARKETS) --port $(SIM_PORT) $(SIM_ARGS)
+
+bench: install
+	$(BIN)/python benchmarks/bench_scan.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

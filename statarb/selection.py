@@ -1,0 +1,180 @@
+"""Choosing couples: filters on the Engle-Granger table and non-overlapping selection.
+
+This is the one selection function of the package: the scanner, the strategy's
+walk-forward re-formation and the pairlist all call :func:`select_couples` (or
+:func:`choose_couples` on raw prices), so backtest and live pick the same couples from the
+same data.
+
+Orientation. Engle-Granger is not symmetric: regressing y on x and x on y give different
+residuals and p-values. Taking the better of the two orientations would test twice and
+report the smaller p-value, inflating false positives. By default a couple must reject in
+*both* orientations (its p-value is the larger of the two), and it is traded in the
+orientation with the more negative ADF statistic.
+
+Multiple comparisons. A universe of n coins gives n (n - 1) / 2 couples; at a 5% level,
+hundreds of tests produce dozens of couples from noise alone. ``correction="bh"`` applies
+the Benjamini-Hochberg false-discovery-rate procedure (statsmodels' implementation) to the
+couple p-values over the whole family tested; ``"none"`` keeps raw p-values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from statsmodels.stats.multitest import multipletests
+
+from statarb.cointegration import engle_granger
+
+__all__ = ["SelectionParams", "choose_couples", "screen_couples", "select_couples"]
+
+CORRECTIONS = ("bh", "none")
+
+
+@dataclass(frozen=True)
+class SelectionParams:
+    """Parameters of couple selection. Validated on construction.
+
+    Times are in hours so the same config reads the same on any timeframe; they are
+    converted to candles with ``candle_hours`` when filtering.
+    """
+
+    max_pvalue: float = 0.05
+    correction: str = "bh"
+    min_half_life_hours: float = 1.0
+    max_half_life_hours: float = 24.0
+    min_ret_corr: float = 0.5
+    min_crossings: int = 12
+    max_couples: int = 5
+    both_orientations: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.max_pvalue < 1.0:
+            raise ValueError(f"max_pvalue={self.max_pvalue} must be in (0, 1)")
+        if self.correction not in CORRECTIONS:
+            raise ValueError(f"correction={self.correction!r} must be one of {CORRECTIONS}")
+        if self.min_half_life_hours < 0:
+            raise ValueError(f"min_half_life_hours={self.min_half_life_hours} must be >= 0")
+        if not self.max_half_life_hours > self.min_half_life_hours:
+            raise ValueError(
+                f"max_half_life_hours={self.max_half_life_hours} must be greater than "
+                f"min_half_life_hours={self.min_half_life_hours}"
+            )
+        if not -1.0 <= self.min_ret_corr <= 1.0:
+            raise ValueError(f"min_ret_corr={self.min_ret_corr} must be in [-1, 1]")
+        if self.min_crossings < 0:
+            raise ValueError(f"min_crossings={self.min_crossings} must be >= 0")
+        if self.max_couples < 1:
+            raise ValueError(f"max_couples={self.max_couples} must be >= 1")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SelectionParams:
+        """Build from a config mapping, rejecting unknown keys by name."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown selection parameter(s) {unknown}; allowed: {sorted(known)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def screen_couples(
+    results: pd.DataFrame, params: SelectionParams, *, candle_hours: float = 1.0
+) -> pd.DataFrame:
+    """One row per unordered couple, in its traded orientation, with every filter's verdict.
+
+    ``results`` is the output of :func:`statarb.cointegration.engle_granger`. Added columns:
+    ``pvalue_other`` (the reverse orientation's p-value), ``pvalue_couple`` (the p-value
+    the couple is judged on), ``pvalue_adj`` (after the correction), ``half_life_hours``,
+    the boolean filters ``ok_pvalue``, ``ok_half_life``, ``ok_corr``, ``ok_crossings``,
+    ``eligible`` (all of them) and ``selected`` (chosen by :func:`select_couples`), and
+    ``reason`` (the first filter that failed, or ``"selected"``/``"coin already used"``
+    /``"over max_couples"``).
+    """
+    if candle_hours <= 0:
+        raise ValueError(f"candle_hours={candle_hours} must be positive")
+    if results.empty:
+        return results.assign(selected=pd.Series(dtype=bool), reason=pd.Series(dtype=str))
+    key = [tuple(sorted(k)) for k in zip(results["y"], results["x"], strict=True)]
+    frame = results.assign(_key=key)
+    # Traded orientation: the more negative ADF statistic (ties: first in panel order).
+    frame = frame.sort_values("tstat", kind="stable")
+    best = frame.drop_duplicates("_key", keep="first").set_index("_key")
+    other = frame.drop_duplicates("_key", keep="last").set_index("_key")
+    out = best.copy()
+    # With a single orientation in the input, "other" is that same row.
+    out["pvalue_other"] = other["pvalue"].reindex(out.index)
+    if params.both_orientations:
+        out["pvalue_couple"] = np.maximum(out["pvalue"], out["pvalue_other"])
+    else:
+        out["pvalue_couple"] = out["pvalue"]
+    if params.correction == "bh":
+        out["pvalue_adj"] = multipletests(out["pvalue_couple"].to_numpy(), method="fdr_bh")[1]
+    else:
+        out["pvalue_adj"] = out["pvalue_couple"]
+    out["half_life_hours"] = out["half_life"] * candle_hours
+    out["ok_pvalue"] = out["pvalue_adj"] <= params.max_pvalue
+    hl = out["half_life_hours"]
+    out["ok_half_life"] = (hl >= params.min_half_life_hours) & (hl <= params.max_half_life_hours)
+    out["ok_corr"] = out["ret_corr"] >= params.min_ret_corr
+    out["ok_crossings"] = out["crossings"] >= params.min_crossings
+    checks = ["ok_pvalue", "ok_half_life", "ok_corr", "ok_crossings"]
+    out["eligible"] = out[checks].all(axis=1)
+    labels = {
+        "ok_pvalue": f"p-value above {params.max_pvalue} ({params.correction})",
+        "ok_half_life": (
+            f"half-life outside [{params.min_half_life_hours}, {params.max_half_life_hours}] h"
+        ),
+        "ok_corr": f"return correlation below {params.min_ret_corr}",
+        "ok_crossings": f"fewer than {params.min_crossings} mean crossings",
+    }
+    # Quality order: strongest rejection first, then the faster mean reversion.
+    out = out.sort_values(["tstat", "half_life"], kind="stable").reset_index(drop=True)
+    reasons = np.full(len(out), "", dtype=object)
+    for col in reversed(checks):  # the first failing filter wins
+        reasons[~out[col].to_numpy()] = labels[col]
+    used: set[str] = set()
+    selected = np.zeros(len(out), dtype=bool)
+    for i, (y, x, ok) in enumerate(zip(out["y"], out["x"], out["eligible"], strict=True)):
+        if not ok:
+            continue
+        if y in used or x in used:
+            reasons[i] = "coin already used"
+        elif int(selected.sum()) >= params.max_couples:
+            reasons[i] = "over max_couples"
+        else:
+            selected[i] = True
+            used.update((y, x))
+            reasons[i] = "selected"
+    out["selected"] = selected
+    out["reason"] = reasons
+    return out
+
+
+def select_couples(
+    results: pd.DataFrame, params: SelectionParams, *, candle_hours: float = 1.0
+) -> pd.DataFrame:
+    """The chosen couples, best first: no coin appears twice, at most ``max_couples``."""
+    screened = screen_couples(results, params, candle_hours=candle_hours)
+    if screened.empty:
+        return screened
+    return screened[screened["selected"]].reset_index(drop=True)
+
+
+def choose_couples(
+    log_prices: pd.DataFrame,
+    params: SelectionParams,
+    *,
+    candle_hours: float = 1.0,
+    maxlag: int | None = None,
+) -> pd.DataFrame:
+    """Test every couple of a log-price formation window and return the chosen couples.
+
+    The single entry point shared by the scanner, the strategy and the pairlist.
+    """
+    results = engle_granger(log_prices, maxlag=maxlag, autolag="aic")
+    return select_couples(results, params, candle_hours=candle_hours)

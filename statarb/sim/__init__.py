@@ -1,0 +1,23 @@
+"""Local Binance USDT-M public REST simulator, so Freqtrade and ccxt run fully offline.
+
+Serves recorded exchangeInfo and the shared feather data on 127.0.0.1 with Binance's own
+request semantics and error codes, cut at a replay clock so nothing after "now" leaks.
+Standard library + pandas only: the ``statarb`` core must import without freqtrade.
+
+    with SimServer(port=0, clock=ReplayClock.fixed("2025-06-01T00:00:00Z")) as sim:
+        ccxt.binanceusdm({"urls": {"api": {"fapiPublic": sim.url + "/fapi/v1"}}})
+"""
+
+from statarb.sim.clock import ReplayClock, parse_instant
+from statarb.sim.market_data import DEFAULT_DATADIR, DEFAULT_MARKETS, REPO_ROOT, MarketData
+from statarb.sim.server import SimServer
+
+__all__ = [
+    "DEFAULT_DATADIR",
+    "DEFAULT_MARKETS",
+    "REPO_ROOT",
+    "MarketData",
+    "ReplayClock",
+    "SimServer",
+    "parse_instant",
+]

@@ -1,0 +1,216 @@
+"""HTTP front of the simulator: routing, Binance-shaped errors, request accounting.
+
+Standard library only (``ThreadingHTTPServer``), bound to loopback by default. Every
+response is JSON, including unknown paths and internal failures, because ccxt decides how
+to react from the body and a stack trace or an HTML page would turn a clear error into a
+parse failure. Requests are counted per path so tests can prove that a freqtrade run really
+went through the simulator and that nothing unhandled was asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from statarb.sim.api import EXCHANGE_INFO, ROUTES, BinanceError
+from statarb.sim.clock import ReplayClock
+from statarb.sim.market_data import DEFAULT_DATADIR, DEFAULT_MARKETS, MarketData
+
+logger = logging.getLogger("statarb.sim")
+
+
+class RequestStats:
+    """Thread-safe counters: requests per path, and paths we could not serve."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_path: Counter[str] = Counter()
+        self.unhandled: Counter[str] = Counter()
+        self._minute = 0
+        self._minute_weight = 0
+
+    def record(self, path: str, handled: bool) -> int:
+        """Count one request; return the weight used in the current wall-clock minute."""
+        minute = int(time.time() // 60)
+        with self._lock:
+            self.by_path[path] += 1
+            if not handled:
+                self.unhandled[path] += 1
+            if minute != self._minute:
+                self._minute, self._minute_weight = minute, 0
+            self._minute_weight += 1
+            return self._minute_weight
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.by_path.values())
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One request: route, call the pure handler, serialise."""
+
+    server: _SimHTTPServer
+    protocol_version = "HTTP/1.1"  # keep-alive: ccxt's aiohttp session reuses connections
+    timeout = 60  # idle keep-alive connections must not pin a thread forever
+    # Malformed requests are answered by the stdlib's send_error: make that JSON too.
+    error_content_type = "application/json"
+    error_message_format = '{"code": -1000, "msg": "%(code)d %(message)s"}'
+
+    def do_GET(self) -> None:
+        started = time.perf_counter()
+        length = self.headers.get("Content-Length", "0")
+        if length.isdigit() and int(length) > 0:
+            self.rfile.read(int(length))  # drain a body so the keep-alive stream stays aligned
+        parts = urlsplit(self.path)
+        path = parts.path.rstrip("/") or "/"
+        status, body, handled = self._dispatch(path, parts.query)
+        weight = self.server.stats.record(path, handled)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-MBX-USED-WEIGHT-1M", str(weight))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        logger.debug(
+            "%s %s -> %d (%d bytes, %.1f ms)",
+            self.command,
+            self.path,
+            status,
+            len(body),
+            (time.perf_counter() - started) * 1000,
+        )
+
+    def _dispatch(self, path: str, query: str) -> tuple[int, bytes, bool]:
+        if self.command != "GET":
+            logger.info(
+                "unhandled %s %s (simulator serves public GET endpoints only)", self.command, path
+            )
+            return 404, _json(_not_found(self.command, path)), False
+        if path == EXCHANGE_INFO:
+            return 200, self.server.market_data.exchange_info_bytes, True
+        handler = ROUTES.get(path)
+        if handler is None:
+            logger.info("unhandled GET %s", self.path)
+            return 404, _json(_not_found("GET", path)), False
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        try:
+            result = handler(self.server.market_data, self.server.clock.now_ms(), params)
+        except BinanceError as err:
+            return err.status, _json(err.body()), True
+        except Exception:
+            logger.exception("internal error serving %s", self.path)
+            body = {"code": -1000, "msg": "An unknown error occurred while processing the request."}
+            return 500, _json(body), True
+        return 200, _json(result), True
+
+    # Private/trading endpoints are not simulated; answer them in JSON rather than 501 HTML.
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_GET
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the stdlib's stderr access log; do_GET logs one line per request."""
+
+    def log_error(self, format: str, *args: Any) -> None:
+        logger.debug("http: " + format, *args)
+
+
+def _not_found(method: str, path: str) -> dict[str, Any]:
+    return {"code": -5000, "msg": f"Path {path}, Method {method} is invalid"}
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+class _SimHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(
+        self, address: tuple[str, int], market_data: MarketData, clock: ReplayClock
+    ) -> None:
+        super().__init__(address, _Handler)
+        self.market_data = market_data
+        self.clock = clock
+        self.stats = RequestStats()
+
+
+class SimServer:
+    """The simulator as a context manager: ``with SimServer(port=0) as sim: sim.url``.
+
+    ``port=0`` asks the OS for a free port (tests run in parallel without clashes). With no
+    clock the replay instant is frozen at the end of the data, so a plain start serves
+    everything and leaks nothing from after the recording.
+    """
+
+    def __init__(
+        self,
+        datadir: Path | str = DEFAULT_DATADIR,
+        markets: Path | str = DEFAULT_MARKETS,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: ReplayClock | None = None,
+        market_data: MarketData | None = None,
+    ) -> None:
+        self.market_data = market_data or MarketData(datadir, markets)
+        self.clock = clock or ReplayClock.fixed(self.market_data.data_end_ms())
+        self._httpd = _SimHTTPServer((host, port), self.market_data, self.clock)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def host(self) -> str:
+        return str(self._httpd.server_address[0])
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:8765`` (append ``/fapi/v1/...``)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def stats(self) -> RequestStats:
+        return self._httpd.stats
+
+    def start(self) -> SimServer:
+        """Serve in a daemon thread and return immediately."""
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name=f"statarb-sim:{self.port}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until :meth:`stop` or an exception (Ctrl-C)."""
+        self._httpd.serve_forever()
+
+    def stop(self) -> None:
+        """Stop accepting requests and release the socket."""
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._httpd.server_close()
+
+    def __enter__(self) -> SimServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,151 @@
+"""The batched Engle-Granger engine against statsmodels, the reference."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from statsmodels.tsa.adfvalues import mackinnonp
+from statsmodels.tsa.stattools import adfuller, coint
+
+from statarb.cointegration import RESULT_COLUMNS, default_maxlag, engle_granger, mackinnon_pvalue
+from tests.shared_data import log_window
+
+
+def _reference(y: np.ndarray, x: np.ndarray, **kw: object) -> tuple[float, float, int]:
+    """statsmodels coint's statistic and p-value, and the ADF lag it used internally."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = coint(y, x, trend="c", **kw)
+        resid = sm.OLS(y, sm.add_constant(x)).fit().resid
+        adf = adfuller(
+            resid,
+            maxlag=kw.get("maxlag"),
+            autolag=kw.get("autolag", "aic"),
+            regression="n",
+            result_object=True,
+        )
+    return float(res[0]), float(res[1]), int(adf.lags)
+
+
+def _assert_parity(panel: pd.DataFrame, **kw: object) -> int:
+    ours = engle_granger(panel, **kw)
+    n = panel.shape[1]
+    assert len(ours) == n * (n - 1)
+    for row in ours.itertuples(index=False):
+        t, p, lag = _reference(panel[row.y].to_numpy(), panel[row.x].to_numpy(), **kw)
+        assert row.lag == lag, (row.y, row.x, row.lag, lag)
+        assert abs(row.pvalue - p) <= 1e-6, (row.y, row.x, row.pvalue, p)
+        assert row.tstat == pytest.approx(t, rel=1e-7, abs=1e-9), (row.y, row.x)
+    return len(ours)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("end", "candles", "names"),
+    [
+        ("2026-01-01", 1440, None),  # last 60 days of the data: every coin that spans them
+        ("2024-05-01", 1440, None),  # early 2024: the 14 coins with long history
+        ("2025-07-15", 720, None),  # 30 days in mid 2025: all 35 coins
+    ],
+)
+def test_parity_with_statsmodels_on_shared_data(end: str, candles: int, names: None) -> None:
+    panel = log_window(end, candles, names)
+    assert panel.shape[1] >= 14
+    assert _assert_parity(panel) == panel.shape[1] * (panel.shape[1] - 1)
+
+
+@pytest.mark.parametrize(
+    "kw", [{"maxlag": 5, "autolag": None}, {"maxlag": 12, "autolag": "bic"}, {"maxlag": 0}]
+)
+def test_parity_with_fixed_lags_and_bic(kw: dict) -> None:
+    panel = log_window("2025-03-01", 500, ["BTC", "ETH", "SOL", "LTC", "XRP"])
+    _assert_parity(panel, **kw)
+
+
+def test_hedge_ratio_and_statistics_match_ols() -> None:
+    panel = log_window("2025-09-01", 1000, ["BTC", "ETH", "LINK"])
+    res = engle_granger(panel).set_index(["y", "x"])
+    for (y, x), row in res.iterrows():
+        ols = sm.OLS(panel[y], sm.add_constant(panel[x])).fit()
+        assert row.alpha == pytest.approx(ols.params.iloc[0], rel=1e-9)
+        assert row.beta == pytest.approx(ols.params.iloc[1], rel=1e-9)
+        assert row.r2 == pytest.approx(ols.rsquared, rel=1e-9)
+        spread = ols.resid.to_numpy()
+        assert row.spread_std == pytest.approx(spread.std(ddof=1), rel=1e-9)
+        assert abs(row.spread_mean) < 1e-9
+        ar = sm.OLS(np.diff(spread), sm.add_constant(spread[:-1])).fit()
+        lam = ar.params[1]
+        assert row.ar_lambda == pytest.approx(lam, rel=1e-8)
+        assert row.half_life == pytest.approx(-np.log(2) / np.log(1 + lam), rel=1e-8)
+        centred = spread - spread.mean()
+        crossings = sum(1 for a, b in itertools.pairwise(centred) if (a > 0) != (b > 0))
+        assert row.crossings == crossings
+        rets = np.diff(panel[[y, x]].to_numpy(), axis=0)
+        assert row.ret_corr == pytest.approx(np.corrcoef(rets.T)[0, 1], rel=1e-9)
+        assert row["corr"] == pytest.approx(np.corrcoef(panel[y], panel[x])[0, 1], rel=1e-9)
+    assert set(RESULT_COLUMNS) == set(res.reset_index().columns)
+
+
+def test_vectorised_mackinnon_matches_statsmodels() -> None:
+    stats = np.r_[np.linspace(-25, 5, 601), -np.inf, np.inf]
+    ours = mackinnon_pvalue(stats)
+    ref = np.array([mackinnonp(t, regression="c", N=2) for t in stats])
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12)
+
+
+def test_maxlag_rule_matches_statsmodels() -> None:
+    for nobs in (40, 100, 500, 1440, 5000):
+        e = np.random.default_rng(nobs).normal(size=nobs).cumsum()
+        assert adfuller(e, regression="n", autolag="aic", store=True)[-1].maxlag == default_maxlag(
+            nobs
+        )
+
+
+def test_collinear_couple_is_reported_like_statsmodels() -> None:
+    x = np.log(np.linspace(10, 20, 300))
+    panel = pd.DataFrame({"a": x, "b": 2 * x + 1})
+    res = engle_granger(panel)
+    assert (res["tstat"] == -np.inf).all()
+    assert (res["pvalue"] == 0.0).all()
+
+
+def test_chunking_does_not_change_results() -> None:
+    panel = log_window("2025-10-01", 600)
+    a = engle_granger(panel, chunk_size=7)
+    b = engle_granger(panel, chunk_size=4096)
+    pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("frame", "kw", "message"),
+    [
+        (pd.DataFrame({"a": np.arange(100.0)}), {}, "at least two coins"),
+        (
+            pd.DataFrame({"a": np.r_[np.nan, np.arange(99.0)], "b": np.arange(100.0) ** 0.5}),
+            {},
+            r"NaN or infinite values in \['a'\]",
+        ),
+        (pd.DataFrame({"a": np.ones(100), "b": np.arange(100.0)}), {}, "constant price"),
+        (pd.DataFrame({"a": np.arange(10.0), "b": np.arange(10.0) ** 2}), {}, "too short"),
+        (
+            pd.DataFrame({"a": np.arange(100.0), "b": np.arange(100.0) ** 2}),
+            {"maxlag": 60},
+            r"maxlag=60 is not allowed .* between 0 and nobs // 2 - 1 = 49",
+        ),
+        (
+            pd.DataFrame({"a": np.arange(100.0), "b": np.arange(100.0) ** 2}),
+            {"autolag": "t-stat"},
+            "autolag='t-stat' is not supported",
+        ),
+    ],
+)
+def test_bad_input_is_rejected_with_a_clear_message(
+    frame: pd.DataFrame, kw: dict, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        engle_granger(frame, **kw)
