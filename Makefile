@@ -18,6 +18,11 @@ SCAN_ARGS ?=
 PYTEST_ARGS ?=
 SIM_PORT ?= 8765
 SIM_ARGS ?=
+# REST API credentials: taken from the environment when exported, otherwise from a random,
+# git-ignored file made once (config.json ships none; see statarb/credentials.py).
+API_ENV ?= user_data/.api_credentials.env
+WITH_API_ENV = if [ -z "$${FREQTRADE__API_SERVER__PASSWORD:-}" ]; then \
+	$(BIN)/python -m statarb.credentials $(API_ENV) && set -a && . ./$(API_ENV) && set +a; fi;
 
 .PHONY: help install lock test lint scan backtest sim bench clean
 
@@ -58,6 +63,7 @@ scan: install
 # The main job: starts the simulator on a free port (markets come from it), runs the plain
 # freqtrade backtest on the shared data and stops the simulator.
 backtest: install
+	@$(WITH_API_ENV) \
 	$(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) -- \
 		$(BIN)/freqtrade backtesting --config $(CONFIG) --config $(OFFLINE) \
 		--datadir $(DATADIR) --strategy $(STRATEGY) --timerange $(TIMERANGE) \

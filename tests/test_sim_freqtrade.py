@@ -10,7 +10,6 @@ simulator's request counter proves the data came from it.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,11 +21,10 @@ import pytest
 
 from statarb.sim import DEFAULT_DATADIR, SimServer
 from statarb.sim.run import DEFAULT_OVERLAY, write_overlay
+from tests.offline import FREQTRADE, offline_env
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
-FREQTRADE = str(Path(sys.executable).parent / "freqtrade")
 COINS = ("BTC", "ETH", "SOL")  # SOL: the mark file holds 8h-spaced rows only
 KINDS = ("futures", "mark", "funding_rate")
 START, END = pd.Timestamp("2025-01-01T00:00Z"), pd.Timestamp("2025-03-01T00:00Z")
@@ -36,26 +34,6 @@ SERVED_PATHS = {
     "/fapi/v1/markPriceKlines",
     "/fapi/v1/fundingRate",
 }
-
-
-def offline_env() -> dict[str, str]:
-    """Child environment in which only loopback is reachable through HTTP clients."""
-    closed = "http://127.0.0.1:9"
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    env.update(
-        {
-            "HTTP_PROXY": closed,
-            "HTTPS_PROXY": closed,
-            "ALL_PROXY": closed,
-            "http_proxy": closed,
-            "https_proxy": closed,
-            "all_proxy": closed,
-            "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost",
-            "PYTHONPATH": str(REPO),
-        }
-    )
-    return env
 
 
 def write_config(tmp: Path, port: int | None = None) -> Path:

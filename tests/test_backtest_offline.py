@@ -1,0 +1,64 @@
+"""The README's main job: a plain `freqtrade backtesting` on the shared data, offline.
+
+Runs the project's own config.json + config.offline.json through the simulator wrapper,
+exactly as `make backtest` does, with proxies pointed at a closed port so that any
+attempt to reach a real host fails.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.offline import API_CREDENTIALS, FREQTRADE, REPO, offline_env
+from tests.shared_data import DATADIR, MARKETS, require_shared
+
+pytestmark = pytest.mark.slow
+
+
+def test_offline_backtest_with_the_project_config(tmp_path: Path) -> None:
+    require_shared()
+    results = tmp_path / "backtest_results"
+    results.mkdir()
+    cmd = [
+        sys.executable, "-m", "statarb.sim.run", "--datadir", str(DATADIR),
+        "--markets", str(MARKETS), "--",
+        FREQTRADE, "backtesting", "--config", "config.json", "--config", "config.offline.json",
+        "--datadir", str(DATADIR), "--strategy", "TrendBaselineStrategy",
+        "--timerange", "20250101-20250401", "--export", "trades",
+        "--backtest-directory", str(results), "--cache", "none",
+    ]  # fmt: skip
+    proc = subprocess.run(
+        cmd,
+        cwd=REPO,
+        env=offline_env(**API_CREDENTIALS),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-4000:]
+    assert "ERROR" not in output, output[-4000:]
+    # The simulator served the markets; nothing else was needed.
+    assert "requests served" in output
+    served = int(output.split("statarb.sim.run: ")[-1].split(" requests served")[0])
+    assert served >= 1
+    zips = sorted(results.glob("backtest-result-*.zip"))
+    assert zips, f"no backtest result in {results}: {output[-2000:]}"
+    with zipfile.ZipFile(zips[-1]) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".json") and "_config" not in n)
+        doc = json.loads(archive.read(name))
+    strat = doc["strategy"]["TrendBaselineStrategy"]
+    trades = strat["trades"]
+    assert len(trades) > 10
+    whitelist = set(json.loads((REPO / "config.json").read_text())["exchange"]["pair_whitelist"])
+    assert {t["pair"] for t in trades} <= whitelist
+    assert any(t["is_short"] for t in trades) and any(not t["is_short"] for t in trades)
+    # Funding is charged from the shared funding/mark data on futures trades.
+    assert any(abs(t.get("funding_fees", 0.0)) > 0 for t in trades)
+    assert strat["backtest_start"].startswith("2025-01")
