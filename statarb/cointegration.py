@@ -371,7 +371,8 @@ def engle_granger(
         d_mean = (last - first) / n
         cov_ld = ed.b_full[:, 0] - n * lev_mean * d_mean
         var_l = ed.ee_full - n * lev_mean**2
-        lam[sl] = cov_ld / var_l
+        with np.errstate(divide="ignore", invalid="ignore"):  # zero residual: NaN
+            lam[sl] = cov_ld / var_l
         above = e > mean[:, None]
         crossings[sl] = (above[:, 1:] != above[:, :-1]).sum(axis=1)
 

@@ -25,6 +25,7 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from statarb.cointegration import RESULT_COLUMNS, engle_granger
 from statarb.panel import PanelError, WindowPanel, build_log_panel
@@ -76,7 +77,8 @@ def _pairs_from_coins(text: str) -> list[str]:
     items = [c.strip() for c in text.split(",") if c.strip()]
     if not items:
         raise ScanError(f"--coins {text!r} names no coin; give a comma list such as BTC,ETH")
-    return [c.upper() if "/" in c else f"{c.upper()}{QUOTE}" for c in items]
+    # dict.fromkeys: a coin named twice is one coin (order kept), not two columns.
+    return list(dict.fromkeys(c.upper() if "/" in c else f"{c.upper()}{QUOTE}" for c in items))
 
 
 def _window(
@@ -326,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         args = _parse_args(argv)
         run(args, console)
     except (ScanError, ValueError) as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        console.print(Text.assemble(("error: ", "bold red"), str(exc)))
         return EXIT_BAD_INPUT
     return 0
 

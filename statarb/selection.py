@@ -113,7 +113,11 @@ def screen_couples(
     else:
         out["pvalue_couple"] = out["pvalue"]
     if params.correction == "bh":
-        out["pvalue_adj"] = multipletests(out["pvalue_couple"].to_numpy(), method="fdr_bh")[1]
+        # A NaN p-value (degenerate couple) would turn every adjusted p-value into NaN:
+        # adjust it as 1 (it can never be selected) and keep it NaN in the output.
+        raw = out["pvalue_couple"].to_numpy(dtype=np.float64)
+        adjusted = multipletests(np.nan_to_num(raw, nan=1.0), method="fdr_bh")[1]
+        out["pvalue_adj"] = np.where(np.isnan(raw), np.nan, adjusted)
     else:
         out["pvalue_adj"] = out["pvalue_couple"]
     out["half_life_hours"] = out["half_life"] * candle_hours
