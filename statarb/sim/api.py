@@ -127,42 +127,15 @@ def _kline_rows(
         rows.volume.tolist(),
         strict=True,
     ):
+        row = [t, fmt(o), fmt(h), fmt(lo), fmt(cl), fmt(v), t + interval_ms - 1]
         if mark_like:
-            # Mark/index klines: volume slot is what the file holds (0), count of samples.
-            out.append(
-                [
-                    t,
-                    fmt(o),
-                    fmt(h),
-                    fmt(lo),
-                    fmt(cl),
-                    fmt(v),
-                    t + interval_ms - 1,
-                    "0",
-                    0,
-                    "0",
-                    "0",
-                    "0",
-                ]
-            )
+            # Mark/index klines carry no traded volume: quote volume, trades and taker
+            # volumes are zero, as Binance sends them.
+            row += ["0", 0, "0", "0", "0"]
         else:
             quote = v * (o + h + lo + cl) / 4.0
-            out.append(
-                [
-                    t,
-                    fmt(o),
-                    fmt(h),
-                    fmt(lo),
-                    fmt(cl),
-                    fmt(v),
-                    t + interval_ms - 1,
-                    fmt(quote),
-                    0,
-                    fmt(v / 2.0),
-                    fmt(quote / 2.0),
-                    "0",
-                ]
-            )
+            row += [fmt(quote), 0, fmt(v / 2.0), fmt(quote / 2.0), "0"]
+        out.append(row)
     return out
 
 
