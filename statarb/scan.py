@@ -110,7 +110,7 @@ def _window(
     return data_end - pd.Timedelta(days=days), data_end
 
 
-def _load(args: argparse.Namespace) -> tuple[WindowPanel, list[str], bool]:
+def _load(args: argparse.Namespace) -> WindowPanel:
     from statarb.ft.data import available_pairs, load_closes
 
     if not args.datadir.is_dir():
@@ -159,7 +159,7 @@ def _load(args: argparse.Namespace) -> tuple[WindowPanel, list[str], bool]:
             f"the window {start} .. {end} ({(end - start).days} days) is longer than the data: "
             f"{panel.log_prices.shape[1]} coin(s) span it (longest history {longest})"
         )
-    return panel, pairs, explicit
+    return panel
 
 
 def _progress() -> Progress:
@@ -206,7 +206,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         max_couples=args.max_couples,
         both_orientations=not args.one_orientation,
     )
-    panel, _pairs, _explicit = _load(args)
+    panel = _load(args)
     candle_hours = pd.Timedelta(args.timeframe) / pd.Timedelta(hours=1)
     started = time.perf_counter()
     with _progress() as progress:
