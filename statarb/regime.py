@@ -86,12 +86,7 @@ def classify(vol: pd.Series, params: RegimeParams) -> pd.Series:
 def shock_block(log_close: pd.Series, vol: pd.Series, params: RegimeParams) -> pd.Series:
     """True where new entries are blocked: a one-candle return beyond ``shock_sigma`` times
     the volatility known before it, and the ``cooldown`` candles after it."""
-    ret = log_close.diff()
-    shock = (ret.abs() > params.shock_sigma * vol.shift(1)).to_numpy()
-    blocked = np.zeros(len(shock), dtype=bool)
-    until = -1
-    for i, hit in enumerate(shock):
-        if hit:
-            until = i + params.cooldown
-        blocked[i] = i <= until
-    return pd.Series(blocked, index=log_close.index, name="shock_block")
+    shock = log_close.diff().abs() > params.shock_sigma * vol.shift(1)
+    # Blocked at t when a shock happened at any of t - cooldown .. t.
+    window = shock.astype(np.int8).rolling(params.cooldown + 1, min_periods=1).max()
+    return (window > 0).rename("shock_block")
