@@ -1,0 +1,93 @@
+"""The ``statarb`` section of a Freqtrade config, validated.
+
+Why a section of its own: Freqtrade's schema does not know these settings, so nothing
+would reject a typo. Every key here is checked, unknown keys are errors naming what is
+allowed, and values are turned into the core's parameter objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from statarb.regime import RegimeParams
+from statarb.selection import SelectionParams
+from statarb.walkforward import WalkForwardParams
+
+__all__ = ["StrategySettings"]
+
+HOUR = pd.Timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class StrategySettings:
+    """The ``statarb`` config section, validated (unknown keys are errors)."""
+
+    selection: SelectionParams
+    walk_forward: WalkForwardParams
+    pair_stop: float
+    min_edge_ratio: float
+    regime_pair: str
+    regime: RegimeParams
+    leverage: float
+    protections: list[dict[str, Any]]
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], candle: pd.Timedelta) -> StrategySettings:
+        section = dict(config.get("statarb") or {})
+        allowed = {
+            "selection", "walk_forward", "signals", "regime", "leverage", "protections",
+        }
+        unknown = sorted(set(section) - allowed)
+        if unknown:
+            raise ValueError(
+                f"unknown key(s) {unknown} in the 'statarb' config section; allowed: "
+                f"{sorted(allowed)}"
+            )
+        per_hour = HOUR / candle
+        wf = dict(section.get("walk_forward") or {})
+        wf_allowed = {"formation_days", "reform_hours", "z_window", "horizon_hours"}
+        if set(wf) - wf_allowed:
+            raise ValueError(
+                f"unknown walk_forward key(s) {sorted(set(wf) - wf_allowed)}; allowed: "
+                f"{sorted(wf_allowed)}"
+            )
+        walk = WalkForwardParams(
+            formation=int(wf.get("formation_days", 60) * 24 * per_hour),
+            reform_every=int(wf.get("reform_hours", 24) * per_hour),
+            z_window=int(wf.get("z_window", 100)),
+            horizon=int(wf.get("horizon_hours", 168) * per_hour),
+        )
+        sig = dict(section.get("signals") or {})
+        sig_allowed = {"pair_stop", "min_edge_ratio"}
+        if set(sig) - sig_allowed:
+            raise ValueError(
+                f"unknown signals key(s) {sorted(set(sig) - sig_allowed)}; allowed: "
+                f"{sorted(sig_allowed)} (entry_z, exit_z, stop_z and the time stop are "
+                "strategy parameters: set them in the strategy's parameter file or hyperopt)"
+            )
+        reg = dict(section.get("regime") or {})
+        regime_pair = str(reg.pop("pair", "BTC/USDT:USDT"))
+        if "multipliers" in reg:
+            raise ValueError(
+                "statarb.regime.multipliers is not a config key: the HIGH and EXTREME "
+                "multipliers are the hyperoptable strategy parameters regime_high_mult and "
+                "regime_extreme_mult (LOW and NORMAL trade full size)"
+            )
+        if "bounds" in reg:
+            reg["bounds"] = tuple(reg["bounds"])
+        leverage = float(section.get("leverage", 1.0))
+        if not 1.0 <= leverage <= 5.0:
+            raise ValueError(f"leverage={leverage} must be between 1 and 5 (isolated margin)")
+        return cls(
+            selection=SelectionParams.from_dict(dict(section.get("selection") or {})),
+            walk_forward=walk,
+            pair_stop=float(sig.get("pair_stop", 0.05)),
+            min_edge_ratio=float(sig.get("min_edge_ratio", 0.0)),
+            regime_pair=regime_pair,
+            regime=RegimeParams(**reg),
+            leverage=leverage,
+            protections=list(section.get("protections") or []),
+        )

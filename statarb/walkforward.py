@@ -1,0 +1,227 @@
+"""Walk-forward couple selection: formation window, trading window, re-formation.
+
+Why: a couple chosen with data from the period it is traded in is chosen with hindsight.
+Here every re-formation time ``T`` (every ``reform_hours``) calls the one selection
+function (:func:`statarb.selection.choose_couples`) on the ``formation_hours`` candles
+*before* ``T``, and the chosen couples are traded from the candle dated ``T`` until the
+next re-formation. A couple still open at the next re-formation keeps its hedge ratio
+until it exits, so each formation also carries the couple's z-score for a ``horizon``
+beyond its trading window.
+
+Everything is computed once for the whole universe (one Engle-Granger batch per
+re-formation) and indexed by candle position, so a strategy can look values up per
+candle without rescanning history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from statarb.selection import SelectionParams, choose_couples
+
+__all__ = ["Formation", "Universe", "WalkForwardParams", "align_closes", "walk_forward"]
+
+
+@dataclass(frozen=True)
+class WalkForwardParams:
+    """Schedule of the walk-forward, in candles of the panel's timeframe.
+
+    ``z_window``: candles of the rolling z-score (mean and standard deviation of the spread
+    computed with the formation's fixed hedge ratio). ``horizon``: candles after the
+    trading window for which an open couple is still managed with its formation's values;
+    it must cover the longest time stop.
+    """
+
+    formation: int = 60 * 24
+    reform_every: int = 24
+    z_window: int = 100
+    horizon: int = 7 * 24
+
+    def __post_init__(self) -> None:
+        if self.reform_every < 1:
+            raise ValueError(f"reform_every={self.reform_every} must be at least 1 candle")
+        if self.z_window < 10:
+            raise ValueError(f"z_window={self.z_window} must be at least 10 candles")
+        if self.formation < max(100, self.z_window):
+            raise ValueError(
+                f"formation={self.formation} candles must be at least max(100, z_window="
+                f"{self.z_window}) for the ADF lag search and the z-score"
+            )
+        if self.horizon < 0:
+            raise ValueError(f"horizon={self.horizon} must be >= 0 candles")
+
+    @property
+    def span(self) -> int:
+        """Candles a formation's values are valid for: trading window plus horizon."""
+        return self.reform_every + self.horizon
+
+
+@dataclass
+class Formation:
+    """One re-formation: the couples chosen at ``start`` and their causal series.
+
+    ``couples`` has the selection columns (``y``, ``x``, ``alpha``, ``beta``,
+    ``half_life`` ...) in quality order. ``z``, ``spread`` and ``spread_std`` have one row
+    per couple and ``span`` columns: position ``j`` is the candle ``start + j``; NaN past
+    the data.
+    """
+
+    start: int
+    time: pd.Timestamp
+    couples: pd.DataFrame
+    z: np.ndarray
+    spread: np.ndarray
+    spread_std: np.ndarray
+    universe: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Universe:
+    """Aligned close panel and the walk-forward formations over it."""
+
+    index: pd.DatetimeIndex
+    coins: list[str]
+    closes: np.ndarray  # (candles, coins), NaN where a coin has no candle
+    opens: np.ndarray
+    params: WalkForwardParams
+    formations: list[Formation]
+
+    def formation_at(self, row: int) -> int:
+        """Index of the formation trading at candle ``row`` (-1 before the first)."""
+        starts = np.fromiter((f.start for f in self.formations), dtype=np.int64)
+        return int(np.searchsorted(starts, row, side="right")) - 1
+
+    def col(self, coin: str) -> int:
+        return self.coins.index(coin)
+
+
+def align_closes(frames: dict[str, pd.DataFrame], freq: pd.Timedelta) -> pd.DatetimeIndex:
+    """The regular candle index spanning every frame's ``date`` column."""
+    if not frames:
+        raise ValueError("no candles: the universe is empty")
+    starts = [f["date"].iloc[0] for f in frames.values() if len(f)]
+    ends = [f["date"].iloc[-1] for f in frames.values() if len(f)]
+    if not starts:
+        raise ValueError("no candles: every frame is empty")
+    return pd.date_range(min(starts), max(ends), freq=freq)
+
+
+def _matrix(
+    frames: dict[str, pd.DataFrame], index: pd.DatetimeIndex, column: str
+) -> np.ndarray:
+    out = np.full((len(index), len(frames)), np.nan)
+    for j, frame in enumerate(frames.values()):
+        pos = index.get_indexer(pd.DatetimeIndex(frame["date"]))
+        ok = pos >= 0
+        values = frame[column].to_numpy(dtype=np.float64)
+        out[pos[ok], j] = values[ok]
+    out[~(out > 0)] = np.nan  # non-positive prices are not prices
+    return out
+
+
+def _formation_series(
+    log_closes: np.ndarray, start: int, wf: WalkForwardParams, iy: int, ix: int, beta: float,
+    alpha: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Spread, rolling z and rolling std for candles ``start .. start + span`` (causal)."""
+    lo = start - wf.z_window + 1
+    hi = min(start + wf.span, len(log_closes))
+    seg = log_closes[lo:hi, iy] - beta * log_closes[lo:hi, ix] - alpha
+    s = pd.Series(seg)
+    roll = s.rolling(wf.z_window, min_periods=wf.z_window)
+    std = roll.std(ddof=1).to_numpy()
+    std = np.where(std > 0, std, np.nan)
+    z = (seg - roll.mean().to_numpy()) / std
+    cut = wf.z_window - 1
+    out = [np.full(wf.span, np.nan) for _ in range(3)]
+    n = hi - start
+    out[0][:n], out[1][:n], out[2][:n] = seg[cut:], z[cut:], std[cut:]
+    return out[0], out[1], out[2]
+
+
+def walk_forward(
+    frames: dict[str, pd.DataFrame],
+    selection: SelectionParams,
+    wf: WalkForwardParams,
+    *,
+    freq: pd.Timedelta | None = None,
+    first: pd.Timestamp | None = None,
+    anchor_hour: int = 0,
+    min_history: int | None = None,
+) -> Universe:
+    """Run every re-formation over candles ``frames`` (coin -> OHLCV with ``date``).
+
+    Re-formation times are the candles at ``anchor_hour`` (UTC) every ``reform_every``
+    candles, from the first time a full formation window exists (or ``first``). A coin
+    takes part in a formation when it has a candle for every row of the window *and*
+    candles through the formation's span: a coin whose data ends (delisting, end of the
+    dataset) is not chosen for a period it cannot be traded in. Only prices before the
+    re-formation time enter the selection.
+
+    ``min_history`` (default: the formation window) is how many candles a coin must have
+    before a re-formation to take part. Freqtrade's backtesting drops each pair's first
+    ``startup_candle_count`` candles, so a strategy passes that count: a coin listed later
+    is only chosen once Freqtrade will actually trade it.
+    """
+    min_history = wf.formation if min_history is None else min_history
+    if min_history < wf.formation:
+        raise ValueError(
+            f"min_history={min_history} must be at least the formation window ({wf.formation})"
+        )
+    freq = pd.Timedelta(hours=1) if freq is None else freq
+    index = align_closes(frames, freq)
+    coins = list(frames)
+    closes = _matrix(frames, index, "close")
+    opens = _matrix(frames, index, "open")
+    log_closes = np.log(closes)
+    finite = np.isfinite(log_closes)
+    # Last row of each coin's data (availability, not price).
+    first_row = np.where(finite.any(axis=0), np.argmax(finite, axis=0), len(index))
+    last_row = np.where(finite.any(axis=0), len(index) - 1 - np.argmax(finite[::-1], axis=0), -1)
+    # Complete-window test in O(1) per coin: cumulative count of valid candles.
+    valid_cum = np.vstack([np.zeros((1, len(coins)), dtype=np.int64), np.cumsum(finite, axis=0)])
+    candle_hours = freq / pd.Timedelta(hours=1)
+
+    earliest = wf.formation
+    if first is not None:
+        earliest = max(earliest, int(index.searchsorted(pd.Timestamp(first))))
+    starts = [
+        r for r in range(earliest, len(index))
+        if index[r].hour == anchor_hour and (r - earliest) >= 0
+    ]
+    # Keep the cadence exact when reform_every is not a day.
+    if starts:
+        starts = list(range(starts[0], len(index), wf.reform_every))
+
+    formations: list[Formation] = []
+    for start in starts:
+        lo = start - wf.formation
+        complete = (valid_cum[start] - valid_cum[lo]) == wf.formation
+        usable = (
+            complete
+            & (first_row + min_history <= start)
+            & (last_row >= min(start + wf.span, len(index)) - 1)
+        )
+        members = [c for c, ok in zip(coins, usable, strict=True) if ok]
+        if len(members) < 2:
+            chosen = pd.DataFrame(columns=["y", "x", "alpha", "beta", "half_life"])
+        else:
+            cols = [coins.index(c) for c in members]
+            window = pd.DataFrame(log_closes[lo:start, cols], columns=members)
+            chosen = choose_couples(window, selection, candle_hours=candle_hours)
+        n = len(chosen)
+        z = np.full((n, wf.span), np.nan)
+        sp = np.full((n, wf.span), np.nan)
+        sd = np.full((n, wf.span), np.nan)
+        for i, row in enumerate(chosen.itertuples(index=False)):
+            sp[i], z[i], sd[i] = _formation_series(
+                log_closes, start, wf, coins.index(row.y), coins.index(row.x),
+                float(row.beta), float(row.alpha),
+            )
+        formations.append(
+            Formation(start, index[start], chosen.reset_index(drop=True), z, sp, sd, members)
+        )
+    return Universe(index, coins, closes, opens, wf, formations)

@@ -1,0 +1,506 @@
+"""CointPairsStrategy: cointegration pairs trading on Binance USDT-M futures, 1h candles.
+
+A thin Freqtrade adapter over the ``statarb`` core (no math here):
+
+- couples: walk-forward Engle-Granger selection over the whitelist
+  (:mod:`statarb.walkforward`, the same selection function as the scanner and pairlist);
+- signals: rolling z-score of each couple's spread (:mod:`statarb.signals`);
+- sizing: both legs split by the hedge ratio at exchange precision (:mod:`statarb.sizing`),
+  scaled by the market's volatility regime (:mod:`statarb.regime`);
+- paired legs: a ticket per couple entry and the leg decisions of :mod:`statarb.legs`.
+
+Settings live in the ``statarb`` section of the config (selection, walk-forward, signals,
+regime, leverage, protections); the z thresholds, the time stop and the regime multipliers
+are hyperoptable. See the README for every key.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from freqtrade.enums import RunMode
+from freqtrade.persistence import Order, Trade
+from freqtrade.strategy import DecimalParameter, IStrategy
+
+from statarb.ft.markets import leg_limits
+from statarb.legs import (
+    CoupleTicket,
+    amount_mismatch,
+    first_leg_refusal,
+    leg_tag,
+    lone_leg,
+    parse_leg_tag,
+    second_leg_refusal,
+)
+from statarb.regime import Regime, classify, realised_vol, shock_block
+from statarb.settings import StrategySettings
+from statarb.signals import (
+    Plan,
+    SignalParams,
+    build_plan,
+    coin_views,
+    couple_pnl,
+    exit_reason,
+)
+from statarb.sizing import size_legs
+from statarb.walkforward import Universe, walk_forward
+
+logger = logging.getLogger(__name__)
+
+
+class CointPairsStrategy(IStrategy):
+    INTERFACE_VERSION = 3
+
+    timeframe = "1h"
+    can_short = True
+    # Legs never exit alone: ROI and the per-leg stop-loss are off, every exit is a couple
+    # decision made in custom_exit (z exit / z stop / time stop / pair stop / lone leg).
+    minimal_roi = {"0": 100.0}
+    stoploss = -0.99
+    trailing_stop = False
+    use_exit_signal = True
+    exit_profit_only = False
+    ignore_roi_if_entry_signal = True
+    process_only_new_candles = True
+    position_adjustment_enable = False
+    # Formation window (60 days) plus the z-score window; re-read from the config in
+    # bot_start so a longer formation loads enough history.
+    startup_candle_count = 60 * 24 + 100
+
+    order_types = {
+        "entry": "market",
+        "exit": "market",
+        "emergency_exit": "market",
+        "force_entry": "market",
+        "force_exit": "market",
+        "stoploss": "market",
+        "stoploss_on_exchange": False,
+    }
+
+    # Hyperoptable: they only enter the signal plan and the stake, never an indicator.
+    entry_z = DecimalParameter(1.5, 3.0, default=2.0, decimals=1, space="buy")
+    regime_high_mult = DecimalParameter(0.25, 1.0, default=0.5, decimals=2, space="buy")
+    regime_extreme_mult = DecimalParameter(0.05, 0.5, default=0.25, decimals=2, space="buy")
+    exit_z = DecimalParameter(-0.5, 1.0, default=0.0, decimals=1, space="sell")
+    stop_z = DecimalParameter(3.0, 5.0, default=4.0, decimals=1, space="sell")
+    time_stop_half_lives = DecimalParameter(1.0, 6.0, default=3.0, decimals=1, space="sell")
+
+    plot_config = {
+        "main_plot": {},
+        "subplots": {
+            "z-score": {
+                "couple_z": {"color": "#1f77b4"},
+                "z_entry_hi": {"color": "#d62728"},
+                "z_entry_lo": {"color": "#d62728"},
+                "z_stop_hi": {"color": "#7f7f7f"},
+                "z_stop_lo": {"color": "#7f7f7f"},
+                "z_exit": {"color": "#2ca02c"},
+            },
+            "spread": {"couple_spread": {"color": "#9467bd"}},
+            "hedge ratio": {"couple_beta": {"color": "#8c564b"}},
+            "regime": {"regime": {"color": "#ff7f0e", "type": "bar"}},
+        },
+    }
+
+    # ------------------------------------------------------------------ set-up
+    def __init__(self, config: dict) -> None:
+        super().__init__(config)
+        self.settings = StrategySettings.from_config(config, pd.Timedelta(self.timeframe))
+        wf = self.settings.walk_forward
+        self.startup_candle_count = wf.formation + wf.z_window
+        longest = self.time_stop_half_lives.high * self.settings.selection.max_half_life_hours
+        if longest > wf.horizon:
+            raise ValueError(
+                f"walk_forward.horizon_hours={wf.horizon} must cover the longest time stop "
+                f"({self.time_stop_half_lives.high} half-lives x max_half_life_hours="
+                f"{self.settings.selection.max_half_life_hours} = {longest} h)"
+            )
+        mot = int(config.get("max_open_trades", 0))
+        if mot < 2 or mot % 2:
+            raise ValueError(
+                f"max_open_trades={mot} must be an even number >= 2: each couple takes two "
+                "trade slots (one per leg)"
+            )
+        self.max_couples = mot // 2
+        self._universe: Universe | None = None
+        self._universe_key: tuple | None = None
+        self._pairs: dict[str, str] = {}  # coin -> pair
+        self._regime: np.ndarray | None = None
+        self._blocked: np.ndarray | None = None
+        self._base_views: dict[str, Any] = {}
+        self._plan: Plan | None = None
+        self._tickets: dict[tuple[str, pd.Timestamp], CoupleTicket] = {}
+        self._exits: dict[str, str] = {}  # couple id -> exit reason decided by one leg
+
+    @property
+    def protections(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        """Freqtrade's protections (circuit breakers), from ``statarb.protections``."""
+        return self.settings.protections
+
+    def informative_pairs(self) -> list[tuple[str, str]]:
+        pairs = list(self.dp.current_whitelist()) if self.dp else []
+        if self.settings.regime_pair not in pairs:
+            pairs.append(self.settings.regime_pair)
+        return [(p, self.timeframe) for p in pairs]
+
+    def leverage(self, pair: str, current_time: datetime, current_rate: float,
+                 proposed_leverage: float, max_leverage: float, entry_tag: str | None,
+                 side: str, **kwargs) -> float:
+        return min(self.settings.leverage, max_leverage)
+
+    # ------------------------------------------------------------------ universe and plan
+    def _backtesting(self) -> bool:
+        return self.dp.runmode in (RunMode.BACKTEST, RunMode.HYPEROPT)
+
+    def _ensure_universe(self) -> Universe:
+        """Walk-forward selection for the whole whitelist, once per new candle (live) or
+        once per run (backtesting)."""
+        pairs = list(self.dp.current_whitelist())
+        if self._universe is not None and self._backtesting() and self._universe_key == (
+            tuple(pairs), None
+        ):
+            return self._universe  # backtesting: the whole history is known at once
+        frames: dict[str, pd.DataFrame] = {}
+        for pair in pairs:
+            frame = self.dp.get_pair_dataframe(pair, self.timeframe)
+            if frame is not None and not frame.empty:
+                frames[pair.split("/")[0]] = frame[["date", "open", "close"]]
+        last = max((f["date"].iloc[-1] for f in frames.values()), default=None)
+        key = (tuple(pairs), None if self._backtesting() else last)
+        if self._universe is not None and self._universe_key == key:
+            return self._universe
+        if len(frames) < 2:
+            raise ValueError(f"need candles for at least 2 whitelisted pairs, got {list(frames)}")
+        self._pairs = {p.split("/")[0]: p for p in pairs}
+        universe = walk_forward(
+            frames, self.settings.selection, self.settings.walk_forward,
+            freq=pd.Timedelta(self.timeframe), min_history=self.startup_candle_count,
+        )
+        ref = self.dp.get_pair_dataframe(self.settings.regime_pair, self.timeframe)
+        if ref is None or ref.empty:
+            raise ValueError(
+                f"no candles for the regime pair {self.settings.regime_pair}; add its data "
+                "or set statarb.regime.pair to a pair you have"
+            )
+        log_ref = np.log(ref.set_index("date")["close"].reindex(universe.index))
+        vol = realised_vol(log_ref, self.settings.regime.vol_window)
+        regime = classify(vol, self.settings.regime)
+        block = shock_block(log_ref, vol, self.settings.regime)
+        self._regime = regime.to_numpy()
+        self._blocked = (block | regime.isna()).to_numpy()
+        self._base_views = coin_views(universe, [])
+        self._universe, self._universe_key, self._plan = universe, key, None
+        n_couples = sum(len(f.couples) for f in universe.formations)
+        logger.info(
+            "statarb: %d coins, %d re-formations, %d couple selections",
+            len(universe.coins), len(universe.formations), n_couples,
+        )
+        return universe
+
+    def signal_params(self) -> SignalParams:
+        fee = 0.0005
+        return SignalParams(
+            entry_z=float(self.entry_z.value),
+            exit_z=float(self.exit_z.value),
+            stop_z=float(self.stop_z.value),
+            time_stop_half_lives=float(self.time_stop_half_lives.value),
+            pair_stop=self.settings.pair_stop,
+            max_open_couples=self.max_couples,
+            round_trip_cost=2 * fee,
+            min_edge_ratio=self.settings.min_edge_ratio,
+        )
+
+    def _ensure_plan(self) -> Plan:
+        universe = self._ensure_universe()
+        params = self.signal_params()
+        key = (id(universe), params)
+        if self._plan is None or self._plan.key != key:
+            self._plan = build_plan(universe, params, blocked=self._blocked, key=key)
+        return self._plan
+
+    def _rows(self, dataframe: pd.DataFrame) -> np.ndarray:
+        assert self._universe is not None
+        return self._universe.index.get_indexer(pd.DatetimeIndex(dataframe["date"]))
+
+    @staticmethod
+    def _take(values: np.ndarray, rows: np.ndarray, fill: Any = np.nan) -> np.ndarray:
+        out = values[np.clip(rows, 0, None)]
+        if out.dtype == object:
+            out = out.copy()
+        out[rows < 0] = fill
+        return out
+
+    # ------------------------------------------------------------------ dataframe
+    def populate_indicators(self, dataframe: pd.DataFrame, metadata: dict) -> pd.DataFrame:
+        self._ensure_universe()
+        rows = self._rows(dataframe)
+        assert self._regime is not None
+        dataframe["regime"] = self._take(self._regime, rows)
+        view = self._base_views.get(metadata["pair"].split("/")[0])
+        if view is not None:
+            dataframe["couple_z"] = self._take(view.z, rows)
+            dataframe["couple_spread"] = self._take(view.spread, rows)
+            dataframe["couple_beta"] = self._take(view.beta, rows)
+        return dataframe
+
+    def populate_entry_trend(self, dataframe: pd.DataFrame, metadata: dict) -> pd.DataFrame:
+        plan = self._ensure_plan()
+        coin = metadata["pair"].split("/")[0]
+        rows = self._rows(dataframe)
+        dataframe["enter_long"] = 0
+        dataframe["enter_short"] = 0
+        dataframe["enter_tag"] = None
+        view = plan.views.get(coin)
+        if view is not None:
+            dataframe["couple"] = self._take(view.couple, rows, "")
+            dataframe["couple_z"] = self._take(view.z, rows)
+            dataframe["couple_spread"] = self._take(view.spread, rows)
+            dataframe["couple_beta"] = self._take(view.beta, rows)
+            dataframe["couple_half_life"] = self._take(view.half_life, rows)
+        params = plan.key[1]
+        dataframe["z_entry_hi"], dataframe["z_entry_lo"] = params.entry_z, -params.entry_z
+        dataframe["z_stop_hi"], dataframe["z_stop_lo"] = params.stop_z, -params.stop_z
+        dataframe["z_exit"] = params.exit_z
+        position = {int(r): i for i, r in enumerate(rows) if r >= 0}
+        for row, long, tag in plan.signals.get(coin, []):
+            i = position.get(row)
+            if i is None:
+                continue
+            dataframe.iat[i, dataframe.columns.get_loc("enter_long" if long else "enter_short")] = 1
+            dataframe.iat[i, dataframe.columns.get_loc("enter_tag")] = tag
+        return dataframe
+
+    def populate_exit_trend(self, dataframe: pd.DataFrame, metadata: dict) -> pd.DataFrame:
+        # Exits are couple decisions taken in custom_exit, never one leg's signal.
+        dataframe["exit_long"] = 0
+        dataframe["exit_short"] = 0
+        return dataframe
+
+    # ------------------------------------------------------------------ entries
+    def _signal_row(self, current_time: datetime) -> int:
+        """Row of the last closed candle at ``current_time``."""
+        assert self._universe is not None
+        candle = pd.Timestamp(current_time).floor(pd.Timedelta(self.timeframe))
+        return int(self._universe.index.searchsorted(candle, side="left")) - 1
+
+    def _ticket_key(self, couple: str, when: datetime) -> tuple[str, pd.Timestamp]:
+        """Tickets are keyed by couple and signal candle, the same for both legs."""
+        candle = pd.Timedelta(self.timeframe)
+        return couple, pd.Timestamp(when).floor(candle) - candle
+
+    def _price_now(self, pair: str, current_time: datetime) -> float:
+        """Price a market order of ``pair`` would get now (backtesting: the candle open)."""
+        assert self._universe is not None
+        coin = pair.split("/")[0]
+        if self._backtesting():
+            row = self._signal_row(current_time) + 1
+            return float(self._universe.opens[row, self._universe.col(coin)])
+        ticker = self.dp.ticker(pair)
+        price = ticker.get("last") or ticker.get("close")
+        if not price:
+            raise ValueError(f"no ticker price for {pair}")
+        return float(price)
+
+    def _ticket(self, pair: str, entry_tag: str | None, current_time: datetime,
+                current_rate: float, proposed_stake: float) -> CoupleTicket | None:
+        parsed = parse_leg_tag(entry_tag)
+        if parsed is None:
+            return None
+        couple, role = parsed
+        plan = self._ensure_plan()
+        row = self._signal_row(current_time)
+        key = self._ticket_key(couple, current_time)
+        if key in self._tickets:
+            return self._tickets[key]
+        trip = plan.by_entry.get((couple, row))
+        if trip is None:
+            logger.warning("statarb: no planned entry for %s at %s", couple, current_time)
+            return None
+        ticket = CoupleTicket(
+            couple=couple, y=self._pairs[trip.y], x=self._pairs[trip.x], side=trip.side,
+            alpha=trip.alpha, beta=trip.beta, half_life=trip.half_life, z_entry=trip.z_entry,
+            signal_time=self._universe.index[row].to_pydatetime(),  # type: ignore[union-attr]
+            entry_time=self._universe.index[row + 1].to_pydatetime()  # type: ignore[union-attr]
+            if row + 1 < len(self._universe.index)  # type: ignore[union-attr]
+            else pd.Timestamp(current_time).floor(pd.Timedelta(self.timeframe)).to_pydatetime(),
+        )
+        regime_code = self._regime[row] if self._regime is not None else np.nan
+        regime = Regime(int(regime_code)) if np.isfinite(regime_code) else Regime.NORMAL
+        mult = {
+            Regime.LOW: 1.0, Regime.NORMAL: 1.0,
+            Regime.HIGH: float(self.regime_high_mult.value),
+            Regime.EXTREME: float(self.regime_extreme_mult.value),
+        }[regime]
+        ticket.regime = regime.name
+        partner = ticket.pair(ticket.partner_role(role))
+        prices = {pair: current_rate, partner: self._price_now(partner, current_time)}
+        ticket.price_y, ticket.price_x = prices[ticket.y], prices[ticket.x]
+        lev = self.settings.leverage
+        # Two slots' worth of Freqtrade's proposed stake, scaled by the regime.
+        notional = 2 * proposed_stake * mult * lev
+        sizes = size_legs(
+            notional, trip.beta, ticket.price_y, ticket.price_x,
+            leg_limits(self.dp.market(ticket.y) or {}, self.config),
+            leg_limits(self.dp.market(ticket.x) or {}, self.config),
+        )
+        ticket.amount_y, ticket.amount_x, ticket.ratio_error = (
+            sizes.amount_y, sizes.amount_x, sizes.ratio_error,
+        )
+        if not sizes.ok:
+            ticket.refused = sizes.skip_reason
+            logger.info("statarb: skip %s at %s: %s", couple, current_time, sizes.skip_reason)
+        # Tickets live a day: long enough for a slow live fill to find its ticket.
+        oldest = key[1] - pd.Timedelta(days=1)
+        self._tickets = {k: v for k, v in self._tickets.items() if k[1] >= oldest}
+        self._tickets[key] = ticket
+        return ticket
+
+    def custom_stake_amount(self, pair: str, current_time: datetime, current_rate: float,
+                            proposed_stake: float, min_stake: float | None, max_stake: float,
+                            leverage: float, entry_tag: str | None, side: str,
+                            **kwargs) -> float:
+        ticket = self._ticket(pair, entry_tag, current_time, current_rate, proposed_stake)
+        if ticket is None or ticket.refused:
+            return 0.0
+        role = "y" if pair == ticket.y else "x"
+        # A hair above the target so Freqtrade's truncation to precision lands on it.
+        return ticket.amount(role) * current_rate / leverage * (1 + 1e-9)
+
+    def confirm_trade_entry(self, pair: str, order_type: str, amount: float, rate: float,
+                            time_in_force: str, current_time: datetime, entry_tag: str | None,
+                            side: str, **kwargs) -> bool:
+        parsed = parse_leg_tag(entry_tag)
+        if parsed is None:
+            return True  # not a couple leg (a manual force entry): Freqtrade's business
+        couple, role = parsed
+        ticket = self._tickets.get(self._ticket_key(couple, current_time))
+        if ticket is None:
+            logger.info("statarb: refuse %s leg of %s: no ticket", role, couple)
+            return False
+        partner_role = ticket.partner_role(role)
+        partner = ticket.pair(partner_role)
+        step = self.dp.market(pair)["precision"]["amount"] if self.dp.market(pair) else 0.0
+        if ticket.accepted:  # second leg
+            reason = second_leg_refusal(ticket, role, amount, step or 0.0)
+        else:
+            reason = ticket.refused or amount_mismatch(ticket, role, amount, step or 0.0)
+            if reason is None:
+                lev = self.settings.leverage
+                needed = (amount * rate + ticket.amount(partner_role) * ticket.price(partner_role)
+                          ) / lev
+                partner_side = "long" if ticket.is_long(partner_role) else "short"
+                reason = first_leg_refusal(
+                    free_slots=int(self.config["max_open_trades"]) - Trade.get_open_trade_count(),
+                    partner_open=bool(Trade.get_trades_proxy(pair=partner, is_open=True)),
+                    partner_locked=self.is_pair_locked(
+                        partner, candle_date=ticket.signal_time, side=partner_side
+                    ),
+                    partner_signal=self._has_signal(partner, ticket, partner_role),
+                    stake_available=self.wallets.get_available_stake_amount()
+                    if self.wallets else math.inf,
+                    stake_needed=needed,
+                )
+        if reason:
+            if not ticket.accepted:
+                ticket.refused = reason
+            logger.info("statarb: refuse %s leg of %s at %s: %s", role, couple,
+                        current_time, reason)
+            return False
+        ticket.accepted.append(role)
+        return True
+
+    def _has_signal(self, pair: str, ticket: CoupleTicket, role: str) -> bool:
+        """The partner is being traded up to now and carries this couple's signal.
+
+        Live, the partner's last analyzed candle is the signal candle: its signal and tag
+        are checked. In backtesting, Freqtrade advances each pair's analyzed data when it
+        reaches that pair within the candle, so a partner not reached yet shows the candle
+        before; its signal comes from the same planned trip, and a pair Freqtrade does not
+        trade at this time (no data yet) shows nothing and is refused.
+        """
+        frame, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
+        if frame is None or frame.empty:
+            return False
+        last = frame.iloc[-1]
+        signal_time = pd.Timestamp(ticket.signal_time)
+        last_time = pd.Timestamp(last["date"])
+        if self._backtesting() and last_time == signal_time - pd.Timedelta(self.timeframe):
+            return True
+        column = "enter_long" if ticket.is_long(role) else "enter_short"
+        return (
+            last_time == signal_time
+            and last.get(column) == 1
+            and last.get("enter_tag") == leg_tag(ticket.couple, role)
+        )
+
+    def order_filled(self, pair: str, trade: Trade, order: Order, current_time: datetime,
+                     **kwargs) -> None:
+        if order.ft_order_side != trade.entry_side or trade.get_custom_data("couple_id"):
+            return
+        parsed = parse_leg_tag(trade.enter_tag)
+        if parsed is None:
+            return
+        couple, role = parsed
+        ticket = self._tickets.get(self._ticket_key(couple, trade.open_date_utc))
+        if ticket is None:
+            logger.warning("statarb: filled %s leg of %s without a ticket", role, couple)
+            return
+        for key, value in ticket.custom_data(role).items():
+            trade.set_custom_data(key, value)
+
+    # ------------------------------------------------------------------ exits
+    def custom_exit(self, pair: str, trade: Trade, current_time: datetime, current_rate: float,
+                    current_profit: float, **kwargs) -> str | None:
+        couple_id = trade.get_custom_data("couple_id")
+        if couple_id is None:
+            return None  # not a couple leg
+        decided = self._exits.pop(couple_id, None)
+        if decided is not None:
+            return decided  # the partner decided the couple's exit: leave with it
+        partner_pair = trade.get_custom_data("partner")
+        partner = next(
+            (t for t in Trade.get_trades_proxy(pair=partner_pair, is_open=True)
+             if t.get_custom_data("couple_id") == couple_id),
+            None,
+        )
+        candle = pd.Timestamp(current_time).floor(pd.Timedelta(self.timeframe))
+        if lone_leg(partner_open=partner is not None,
+                    opened_this_candle=pd.Timestamp(trade.open_date_utc) >= candle):
+            logger.warning("statarb: %s leg of %s is alone; closing it", pair, couple_id)
+            return "partner_exit"
+        if partner is None:
+            return None
+        universe = self._universe or self._ensure_universe()
+        row = self._signal_row(current_time)
+        role = trade.get_custom_data("role")
+        y, x = (trade, partner) if role == "y" else (partner, trade)
+        iy = universe.col(y.pair.split("/")[0])
+        ix = universe.col(x.pair.split("/")[0])
+        beta = float(trade.get_custom_data("beta"))
+        window = universe.params.z_window
+        if row - window + 1 < 0:
+            return None
+        seg = (np.log(universe.closes[row - window + 1:row + 1, iy])
+               - beta * np.log(universe.closes[row - window + 1:row + 1, ix]))
+        std = float(np.std(seg, ddof=1))
+        z = (seg[-1] - float(np.mean(seg))) / std if std > 0 else math.nan
+        side = int(trade.get_custom_data("side"))
+        signal_row = int(universe.index.searchsorted(
+            pd.Timestamp(trade.get_custom_data("signal_time")), side="left"))
+        pnl = couple_pnl(side, beta, y.open_rate, x.open_rate,
+                         universe.closes[row, iy], universe.closes[row, ix])
+        reason = exit_reason(
+            z, side, row - signal_row, float(trade.get_custom_data("half_life")), pnl,
+            self.signal_params(),
+        )
+        if reason:
+            self._exits[couple_id] = reason
+        return reason
+
+
+__all__ = ["CointPairsStrategy"]
