@@ -67,7 +67,7 @@ backtest: install
 	$(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) -- \
 		$(BIN)/freqtrade backtesting --config $(CONFIG) --config $(OFFLINE) \
 		--datadir $(DATADIR) --strategy $(STRATEGY) --timerange $(TIMERANGE) \
-		--export trades --cache none
+		--export signals --cache none
 
 sim: install
 	$(BIN)/python -m statarb.sim --datadir $(DATADIR) --markets $(MARKETS) --port $(SIM_PORT) $(SIM_ARGS)

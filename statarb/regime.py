@@ -15,7 +15,9 @@ from enum import IntEnum
 import numpy as np
 import pandas as pd
 
-__all__ = ["Regime", "RegimeParams", "classify", "realised_vol", "shock_block"]
+__all__ = [
+    "Regime", "RegimeParams", "classify", "market_regime", "realised_vol", "shock_block",
+]
 
 
 class Regime(IntEnum):
@@ -90,3 +92,12 @@ def shock_block(log_close: pd.Series, vol: pd.Series, params: RegimeParams) -> p
     # Blocked at t when a shock happened at any of t - cooldown .. t.
     window = shock.astype(np.int8).rolling(params.cooldown + 1, min_periods=1).max()
     return (window > 0).rename("shock_block")
+
+
+def market_regime(log_close: pd.Series, params: RegimeParams) -> tuple[pd.Series, pd.Series]:
+    """Regime per candle and where new entries are blocked: after a shock, and while the
+    regime is unknown (its lookback is not full yet, or the reference has no candle)."""
+    vol = realised_vol(log_close, params.vol_window)
+    regime = classify(vol, params)
+    blocked = shock_block(log_close, vol, params) | regime.isna()
+    return regime, blocked.rename("entry_blocked")

@@ -51,6 +51,9 @@ EXIT_REASONS = {
 }
 
 
+STOPS = frozenset({"z_stop", "time_stop", "pair_stop"})
+
+
 @dataclass(frozen=True)
 class SignalParams:
     """Thresholds of the z-score rules. Validated on construction.
@@ -231,7 +234,9 @@ def plan_trips(
     trips: list[Trip] = []
     open_: list[int] = []  # indexes into trips
     busy: set[str] = set()
-    disarmed: set[str] = set()  # couples stopped out, until z comes back inside entry_z
+    # Couples stopped out (z, time or pair stop) re-arm only once z is back inside entry_z:
+    # re-entering the same divergence at once would pay fees on a relationship that failed.
+    disarmed: set[str] = set()
     k = -1
     next_start = forms[0].start
     for t in range(forms[0].start, n):
@@ -260,16 +265,17 @@ def plan_trips(
                 trips[idx] = _close(trip, t, reason)
                 open_.remove(idx)
                 freed.update((trip.y, trip.x))
-                if reason == "z_stop":
+                if reason in STOPS:
                     disarmed.add(trip.couple)
         # 2. Entries from the current formation (coins freed now re-enter from t + 1).
         rows = table[k]
-        if not rows:
-            busy -= freed
-            continue
         f = forms[k]
         j = t - f.start
-        can_enter = t + 1 < n and (no_block or not blocked[t])
+        if not rows or j >= span:  # no couples, or a stale formation (no newer one yet)
+            busy -= freed
+            continue
+        # The last row may signal too: live, the next candle is when the orders fill.
+        can_enter = no_block or not blocked[t]
         zs = f.z[:, j].tolist()
         for slot, (name, y, x, alpha, beta, half_life) in enumerate(rows):
             z = zs[slot]

@@ -157,9 +157,10 @@ def walk_forward(
     Re-formation times are the candles at ``anchor_hour`` (UTC) every ``reform_every``
     candles, from the first time a full formation window exists (or ``first``). A coin
     takes part in a formation when it has a candle for every row of the window *and*
-    candles through the formation's span: a coin whose data ends (delisting, end of the
-    dataset) is not chosen for a period it cannot be traded in. Only prices before the
-    re-formation time enter the selection.
+    candles through the formation's span, unless its data runs to the end of the panel: a
+    coin whose data stops before the others (a delisting, which Binance announces days
+    ahead) is not chosen for a period it cannot be traded in. That is the listing
+    calendar, not prices: only prices before the re-formation time enter the selection.
 
     ``min_history`` (default: the formation window) is how many candles a coin must have
     before a re-formation to take part. Freqtrade's backtesting drops each pair's first
@@ -203,7 +204,7 @@ def walk_forward(
         usable = (
             complete
             & (first_row + min_history <= start)
-            & (last_row >= min(start + wf.span, len(index)) - 1)
+            & ((last_row == len(index) - 1) | (last_row >= start + wf.span - 1))
         )
         members = [c for c, ok in zip(coins, usable, strict=True) if ok]
         if len(members) < 2:

@@ -37,7 +37,7 @@ from statarb.legs import (
     parse_leg_tag,
     second_leg_refusal,
 )
-from statarb.regime import Regime, classify, realised_vol, shock_block
+from statarb.regime import Regime, market_regime
 from statarb.settings import StrategySettings
 from statarb.signals import (
     Plan,
@@ -188,11 +188,8 @@ class CointPairsStrategy(IStrategy):
                 "or set statarb.regime.pair to a pair you have"
             )
         log_ref = np.log(ref.set_index("date")["close"].reindex(universe.index))
-        vol = realised_vol(log_ref, self.settings.regime.vol_window)
-        regime = classify(vol, self.settings.regime)
-        block = shock_block(log_ref, vol, self.settings.regime)
-        self._regime = regime.to_numpy()
-        self._blocked = (block | regime.isna()).to_numpy()
+        regime, blocked = market_regime(log_ref, self.settings.regime)
+        self._regime, self._blocked = regime.to_numpy(), blocked.to_numpy()
         self._base_views = coin_views(universe, [])
         self._universe, self._universe_key, self._plan = universe, key, None
         n_couples = sum(len(f.couples) for f in universe.formations)

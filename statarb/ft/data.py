@@ -15,7 +15,9 @@ from freqtrade.enums import CandleType, TradingMode
 
 from statarb.ft import FREQTRADE_VERSION
 
-__all__ = ["FREQTRADE_VERSION", "available_pairs", "load_closes", "timerange_from_string"]
+__all__ = [
+    "FREQTRADE_VERSION", "available_pairs", "load_closes", "load_frames", "timerange_from_string",
+]
 
 
 def available_pairs(
@@ -64,4 +66,25 @@ def load_closes(
             if not frame.empty
             else pd.Series(dtype="float64")
         )
+    return out
+
+
+def load_frames(
+    datadir: Path,
+    pairs: list[str],
+    timeframe: str = "1h",
+    timerange: TimeRange | None = None,
+    data_format: str = "feather",
+) -> dict[str, pd.DataFrame]:
+    """OHLCV frames per pair exactly as a Freqtrade backtest sees them (gaps filled the
+    way Freqtrade fills them), for comparing the core's plan with a backtest's trades."""
+    handler = get_datahandler(datadir, data_format)
+    out: dict[str, pd.DataFrame] = {}
+    for pair in pairs:
+        frame = load_pair_history(
+            pair, timeframe, datadir, timerange=timerange, fill_up_missing=True,
+            data_handler=handler, candle_type=CandleType.FUTURES,
+        )
+        if not frame.empty:
+            out[pair] = frame
     return out

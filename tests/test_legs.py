@@ -1,0 +1,111 @@
+"""Leg decisions and strategy settings (pure, no Freqtrade)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from statarb.legs import (
+    CoupleTicket,
+    first_leg_refusal,
+    leg_tag,
+    lone_leg,
+    parse_leg_tag,
+    second_leg_refusal,
+    x_is_long,
+)
+from statarb.settings import StrategySettings
+
+
+def test_tags_round_trip_and_reject_foreign_tags() -> None:
+    assert leg_tag("ETH~BTC", "y") == "ETH~BTC:y"
+    assert parse_leg_tag("ETH~BTC:x") == ("ETH~BTC", "x")
+    for tag in (None, "", "force_entry", "ETH~BTC:z", "ETHBTC:y"):
+        assert parse_leg_tag(tag) is None
+    with pytest.raises(ValueError, match="role='z'"):
+        leg_tag("ETH~BTC", "z")
+
+
+def test_leg_directions() -> None:
+    assert x_is_long(-1, 0.8) and not x_is_long(1, 0.8)  # positive beta: opposite legs
+    assert x_is_long(1, -0.8) and not x_is_long(-1, -0.8)  # negative beta: same direction
+
+
+def _ticket(**kw) -> CoupleTicket:
+    t = datetime(2025, 1, 1, tzinfo=UTC)
+    values = dict(couple="ETH~BTC", y="ETH/USDT:USDT", x="BTC/USDT:USDT", side=1, alpha=0.1,
+                  beta=0.9, half_life=10.0, z_entry=-2.3, signal_time=t, entry_time=t,
+                  amount_y=1.0, amount_x=0.01)
+    values.update(kw)
+    return CoupleTicket(**values)
+
+
+def test_first_leg_needs_everything_for_the_second() -> None:
+    ok = dict(free_slots=2, partner_open=False, partner_locked=False, partner_signal=True,
+              stake_available=100.0, stake_needed=100.0)
+    assert first_leg_refusal(**ok) is None
+    for change, words in [
+        ({"free_slots": 1}, "needs 2"),
+        ({"partner_open": True}, "already has an open trade"),
+        ({"partner_locked": True}, "locked"),
+        ({"partner_signal": False}, "no entry signal"),
+        ({"stake_needed": 100.01}, "100.01"),
+    ]:
+        assert words in first_leg_refusal(**{**ok, **change})
+
+
+def test_second_leg_only_after_the_first_and_at_the_hedged_amount() -> None:
+    t = _ticket()
+    assert "not accepted" in second_leg_refusal(t, "x", 0.01, 0.001)
+    t.accepted.append("y")
+    assert second_leg_refusal(t, "x", 0.01, 0.001) is None
+    assert "differs from the hedged amount" in second_leg_refusal(t, "x", 0.012, 0.001)
+    t.refused = "rounding"
+    assert "couple refused" in second_leg_refusal(t, "x", 0.01, 0.001)
+
+
+def test_ticket_custom_data_names_couple_role_and_partner() -> None:
+    t = _ticket()
+    data = t.custom_data("x")
+    assert data["couple_id"] == "ETH~BTC@2025-01-01T00:00"
+    assert (data["role"], data["partner"]) == ("x", "ETH/USDT:USDT")
+    assert (data["target_amount"], data["partner_amount"]) == (0.01, 1.0)
+    assert t.is_long("y") and not t.is_long("x")
+
+
+def test_lone_leg_waits_for_the_partner_on_the_entry_candle() -> None:
+    assert not lone_leg(partner_open=False, opened_this_candle=True)
+    assert lone_leg(partner_open=False, opened_this_candle=False)
+    assert not lone_leg(partner_open=True, opened_this_candle=False)
+
+
+# ---------------------------------------------------------------- settings
+H = pd.Timedelta(hours=1)
+
+
+def test_settings_defaults_and_units() -> None:
+    s = StrategySettings.from_config({}, H)
+    assert (s.walk_forward.formation, s.walk_forward.reform_every) == (1440, 24)
+    assert s.leverage == 1.0 and s.regime_pair == "BTC/USDT:USDT"
+    s = StrategySettings.from_config({"statarb": {"walk_forward": {"formation_days": 30}}},
+                                     pd.Timedelta(minutes=30))
+    assert s.walk_forward.formation == 30 * 48
+
+
+@pytest.mark.parametrize(
+    ("section", "match"),
+    [
+        ({"selektion": {}}, r"unknown key\(s\) \['selektion'\]"),
+        ({"walk_forward": {"days": 3}}, r"unknown walk_forward key\(s\) \['days'\]"),
+        ({"signals": {"entry_z": 2}}, "strategy parameters"),
+        ({"selection": {"max_pvalue": 2}}, "max_pvalue=2"),
+        ({"leverage": 10}, "leverage=10.0"),
+        ({"regime": {"multipliers": {}}}, "regime_high_mult"),
+        ({"regime": {"bounds": [0.5, 0.2, 0.9]}}, "bounds"),
+    ],
+)
+def test_settings_reject_bad_values_by_name(section: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        StrategySettings.from_config({"statarb": section}, H)

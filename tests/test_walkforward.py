@@ -1,0 +1,102 @@
+"""Walk-forward selection on the real shared data: no look-ahead, one selection function."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from statarb.selection import SelectionParams, choose_couples
+from statarb.signals import SignalParams, build_plan
+from statarb.walkforward import WalkForwardParams, walk_forward
+from tests.shared_data import FUTURES, coins
+
+WF = WalkForwardParams()  # 60-day formation, daily re-formation, z over 100 candles
+SEL = SelectionParams(correction="none")  # more couples: a stronger test
+
+
+@pytest.fixture(scope="module")
+def frames() -> dict[str, pd.DataFrame]:
+    out = {}
+    for c in coins():
+        f = pd.read_feather(FUTURES / f"{c}_USDT_USDT-1h-futures.feather")
+        f = f[(f["date"] >= "2025-03-01") & (f["date"] < "2025-10-01")]
+        out[c] = f[["date", "open", "close"]].reset_index(drop=True)
+    return out
+
+
+def _cut(frames: dict[str, pd.DataFrame], end: pd.Timestamp) -> dict[str, pd.DataFrame]:
+    return {c: f[f["date"] < end].reset_index(drop=True) for c, f in frames.items()}
+
+
+def test_truncating_the_data_changes_nothing_before_the_cut(frames) -> None:
+    full = walk_forward(frames, SEL, WF, min_history=WF.formation + WF.z_window)
+    cut_at = pd.Timestamp("2025-08-11 13:00", tz="UTC")
+    part = walk_forward(_cut(frames, cut_at), SEL, WF, min_history=WF.formation + WF.z_window)
+    n = int(part.index.searchsorted(cut_at))
+    assert n == len(part.index) and full.index[:n].equals(part.index)
+
+    before = [f for f in full.formations if f.start < n]
+    assert len(before) == len(part.formations) >= 60
+    assert sum(len(f.couples) for f in before) >= 30  # the test compares real selections
+    for a, b in zip(before, part.formations, strict=True):
+        pd.testing.assert_frame_equal(a.couples, b.couples)
+        m = n - a.start  # values of candles before the cut
+        np.testing.assert_array_equal(a.z[:, :m], b.z[:, :m])
+        np.testing.assert_array_equal(a.spread_std[:, :m], b.spread_std[:, :m])
+
+    params = SignalParams()
+    plan_full, plan_part = build_plan(full, params), build_plan(part, params)
+    trips_full = [t for t in plan_full.trips if t.entry_row < n]
+    assert len(trips_full) >= 20
+    assert [(t.couple, t.entry_row, t.side, t.beta) for t in trips_full] == [
+        (t.couple, t.entry_row, t.side, t.beta) for t in plan_part.trips
+    ]
+    # Exits decided before the cut are the same; trips still open at the cut stay open.
+    for a, b in zip(trips_full, plan_part.trips, strict=True):
+        if 0 <= a.exit_row < n:
+            assert (a.exit_row, a.reason) == (b.exit_row, b.reason)
+        else:
+            assert b.exit_row == -1
+    for coin in full.coins:
+        assert plan_full.signals[coin][: len(plan_part.signals[coin])] == plan_part.signals[coin]
+        np.testing.assert_array_equal(plan_full.views[coin].z[:n], plan_part.views[coin].z)
+
+
+def test_each_formation_is_the_selection_function_on_the_window_before_it(frames) -> None:
+    u = walk_forward(frames, SEL, WF)
+    f = next(f for f in u.formations if len(f.couples) >= 2)
+    assert f.time.hour == 0  # re-formations are anchored at 00:00 UTC
+    window = pd.DataFrame(
+        np.log(u.closes[f.start - WF.formation:f.start, [u.col(c) for c in f.universe]]),
+        columns=f.universe,
+    )
+    assert window.notna().all().all()
+    pd.testing.assert_frame_equal(choose_couples(window, SEL), f.couples)
+    # Cadence: one re-formation every 24 candles.
+    starts = [g.start for g in u.formations]
+    assert set(np.diff(starts)) == {24}
+
+
+def test_a_coin_needs_min_history_and_data_through_the_span(frames) -> None:
+    late = dict(frames)
+    # A coin whose data stops early (a delisting) is not chosen within a span of its end.
+    late["ETH"] = frames["ETH"][frames["ETH"]["date"] < "2025-08-01"].reset_index(drop=True)
+    u = walk_forward(late, SEL, WF, min_history=WF.formation + WF.z_window)
+    end = u.index.searchsorted(pd.Timestamp("2025-08-01", tz="UTC"))
+    for f in u.formations:
+        if "ETH" in f.universe:
+            assert f.start + WF.span <= end
+        first = {c: int(np.argmax(np.isfinite(u.closes[:, u.col(c)]))) for c in f.universe}
+        assert all(f.start - row >= WF.formation + WF.z_window for row in first.values())
+    assert any("ETH" in f.universe for f in u.formations)
+
+
+def test_walk_forward_params_validation() -> None:
+    with pytest.raises(ValueError, match="z_window=5"):
+        WalkForwardParams(z_window=5)
+    with pytest.raises(ValueError, match="formation=50"):
+        WalkForwardParams(formation=50)
+    with pytest.raises(ValueError, match="min_history=10"):
+        walk_forward({"A": pd.DataFrame({"date": [], "open": [], "close": []})}, SEL, WF,
+                     min_history=10)
