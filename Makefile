@@ -13,6 +13,12 @@ CONFIG ?= config.json
 OFFLINE ?= config.offline.json
 STRATEGY ?= CointPairsStrategy
 TIMERANGE ?= 20240101-20260101
+# The first 60% of the shared data chooses parameters; the rest is out-of-sample.
+IS_TIMERANGE ?= 20240101-20250314
+OOS_TIMERANGE ?= 20250314-20260101
+EPOCHS ?= 30
+HYPEROPT_LOSS ?= SharpeHyperOptLossDaily
+REPORT_ARGS ?=
 SCAN_OUT ?= user_data/scan
 SCAN_ARGS ?=
 PYTEST_ARGS ?=
@@ -24,15 +30,18 @@ API_ENV ?= user_data/.api_credentials.env
 WITH_API_ENV = if [ -z "$${FREQTRADE__API_SERVER__PASSWORD:-}" ]; then \
 	$(BIN)/python -m statarb.credentials $(API_ENV) && set -a && . ./$(API_ENV) && set +a; fi;
 
-.PHONY: help install lock test lint scan backtest sim bench clean
+.PHONY: help install lock test lint scan backtest hyperopt report sim bench bench-backtest clean
 
 help:
 	@echo "make install   create .venv with pinned freqtrade, statsmodels, TA-Lib ... (idempotent)"
 	@echo "make backtest  offline freqtrade backtest on the shared data (STRATEGY=$(STRATEGY) TIMERANGE=$(TIMERANGE))"
 	@echo "make test      the whole test suite (unit, freqtrade integration, simulator)"
+	@echo "make hyperopt  short offline hyperopt of the z thresholds, time stop and regime multipliers on IS_TIMERANGE=$(IS_TIMERANGE)"
+	@echo "make report    per-couple table and equity chart of the latest backtest (user_data/report/)"
 	@echo "make scan      cointegration scan of the shared data -> $(SCAN_OUT)/ (SCAN_ARGS='--days 60')"
 	@echo "make sim       run the Binance USDT-M simulator in the foreground on port $(SIM_PORT)"
 	@echo "make bench     cointegration engine benchmark against statsmodels"
+	@echo "make bench-backtest  full backtest time against freqtrade's sample strategy"
 	@echo "make lint      ruff"
 
 install: $(STAMP)
@@ -69,11 +78,27 @@ backtest: install
 		--datadir $(DATADIR) --strategy $(STRATEGY) --timerange $(TIMERANGE) \
 		--export signals --cache none
 
+# Parameters are chosen on the in-sample part only; the result goes to
+# strategies/CointPairsStrategy.json, which later backtests pick up.
+hyperopt: install
+	@$(WITH_API_ENV) \
+	$(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) -- \
+		$(BIN)/freqtrade hyperopt --config $(CONFIG) --config $(OFFLINE) \
+		--datadir $(DATADIR) --strategy $(STRATEGY) --timerange $(IS_TIMERANGE) \
+		--spaces buy sell --hyperopt-loss $(HYPEROPT_LOSS) --epochs $(EPOCHS) -j 2 \
+		--random-state 42 --min-trades 20
+
+report: install
+	$(BIN)/python -m statarb.report --datadir $(DATADIR) $(REPORT_ARGS)
+
 sim: install
 	$(BIN)/python -m statarb.sim --datadir $(DATADIR) --markets $(MARKETS) --port $(SIM_PORT) $(SIM_ARGS)
 
 bench: install
 	$(BIN)/python benchmarks/bench_scan.py
+
+bench-backtest: install
+	$(BIN)/python benchmarks/bench_backtest.py --timerange $(TIMERANGE) --datadir $(DATADIR)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

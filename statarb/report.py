@@ -66,6 +66,7 @@ TOTAL = "TOTAL"
 DAYS_PER_YEAR = 365  # crypto trades every day: daily returns annualise with sqrt(365)
 HOUR = pd.Timedelta(hours=1)
 _KEY = ("couple", "open_date")  # a couple trip: its legs share both
+_STAMP = "datetime64[ns, UTC]"
 
 TRIP_COLUMNS = [
     "couple",
@@ -149,10 +150,11 @@ def signal_betas(
     if trades.empty or not frames:
         return empty
     candles = pd.concat(frames, ignore_index=True)
-    candles["date"] = pd.to_datetime(candles["date"], utc=True)
+    # One time unit on both sides: pickled candles and JSON trades may differ (us / ns).
+    candles["date"] = pd.to_datetime(candles["date"], utc=True).astype(_STAMP)
     candles = candles.drop_duplicates(["pair", "date"], keep="last")
     legs = leg_frame(trades)
-    legs["date"] = legs["open_date"] - pd.Timedelta(timeframe)
+    legs["date"] = (legs["open_date"] - pd.Timedelta(timeframe)).astype(_STAMP)
     legs = legs.merge(candles, on=["pair", "date"], how="left")
     betas: dict[tuple[str, pd.Timestamp], float] = {}
     for key, group in legs.groupby(list(_KEY), sort=True):
@@ -174,13 +176,15 @@ def _beta_lookup(
         return np.full(len(keys), np.nan)
     series = betas if isinstance(betas, pd.Series) else pd.Series(dict(betas), dtype="float64")
     couples = [str(k[0]) for k in series.index]
-    dates = pd.to_datetime([k[1] for k in series.index], utc=True)
+    dates = pd.to_datetime([k[1] for k in series.index], utc=True).astype(_STAMP)
     lookup = pd.Series(
         series.to_numpy(dtype="float64"),
         index=pd.MultiIndex.from_arrays([couples, dates], names=_KEY),
     )
     lookup = lookup[~lookup.index.duplicated(keep="last")]
-    wanted = pd.MultiIndex.from_arrays([keys["couple"], keys["open_date"]], names=_KEY)
+    wanted = pd.MultiIndex.from_arrays(
+        [keys["couple"], pd.DatetimeIndex(keys["open_date"]).astype(_STAMP)], names=_KEY
+    )
     return lookup.reindex(wanted).to_numpy(dtype="float64")
 
 
@@ -485,7 +489,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="Freqtrade datadir with BTC futures candles (default %(default)s)",
     )
     p.add_argument(
-        "--out", type=Path, default=Path("user_data/report"), help="output folder (created)"
+        "--out",
+        type=Path,
+        default=Path("user_data/report"),
+        help="output folder (default %(default)s)",
     )
     p.add_argument("--strategy", default=None, help="strategy of a multi-strategy result")
     p.add_argument("--no-btc", action="store_true", help="skip the BTC correlation")

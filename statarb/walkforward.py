@@ -22,7 +22,9 @@ import pandas as pd
 
 from statarb.selection import SelectionParams, choose_couples
 
-__all__ = ["Formation", "Universe", "WalkForwardParams", "align_closes", "walk_forward"]
+__all__ = [
+    "Formation", "Universe", "WalkForwardParams", "align_closes", "full_window", "walk_forward",
+]
 
 
 @dataclass(frozen=True)
@@ -226,3 +228,48 @@ def walk_forward(
             Formation(start, index[start], chosen.reset_index(drop=True), z, sp, sd, members)
         )
     return Universe(index, coins, closes, opens, wf, formations)
+
+
+def full_window(
+    frames: dict[str, pd.DataFrame],
+    selection: SelectionParams,
+    z_window: int,
+    start: pd.Timestamp,
+    *,
+    freq: pd.Timedelta | None = None,
+) -> Universe:
+    """One formation on every candle from ``start`` to the end, traded over that same span.
+
+    This is the naive baseline's hindsight: the hedge ratio is fitted on the very period it
+    trades. It exists to measure what walk-forward selection costs or earns against it,
+    never to trade.
+    """
+    freq = pd.Timedelta(hours=1) if freq is None else freq
+    index = align_closes(frames, freq)
+    closes = _matrix(frames, index, "close")
+    opens = _matrix(frames, index, "open")
+    first = int(index.searchsorted(pd.Timestamp(start)))
+    span = len(index) - first
+    wf = WalkForwardParams(
+        formation=max(100, z_window), reform_every=max(span, 1), z_window=z_window, horizon=0
+    )
+    if first < z_window or span < wf.formation:
+        raise ValueError(
+            f"start={start} leaves {first} candles before it (z_window={z_window} needed) "
+            f"and {span} after it (at least {wf.formation} needed)"
+        )
+    log_closes = np.log(closes)
+    complete = np.isfinite(log_closes[first - z_window + 1:]).all(axis=0)
+    members = [c for c, ok in zip(frames, complete, strict=True) if ok]
+    cols = [list(frames).index(c) for c in members]
+    window = pd.DataFrame(log_closes[first:, cols], columns=members)
+    chosen = choose_couples(window, selection, candle_hours=freq / pd.Timedelta(hours=1))
+    n = len(chosen)
+    z, sp, sd = (np.full((n, wf.span), np.nan) for _ in range(3))
+    for i, row in enumerate(chosen.itertuples(index=False)):
+        sp[i], z[i], sd[i] = _formation_series(
+            log_closes, first, wf, list(frames).index(row.y), list(frames).index(row.x),
+            float(row.beta), float(row.alpha),
+        )
+    form = Formation(first, index[first], chosen.reset_index(drop=True), z, sp, sd, members)
+    return Universe(index, list(frames), closes, opens, wf, [form])

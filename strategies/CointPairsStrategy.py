@@ -177,10 +177,7 @@ class CointPairsStrategy(IStrategy):
         if len(frames) < 2:
             raise ValueError(f"need candles for at least 2 whitelisted pairs, got {list(frames)}")
         self._pairs = {p.split("/")[0]: p for p in pairs}
-        universe = walk_forward(
-            frames, self.settings.selection, self.settings.walk_forward,
-            freq=pd.Timedelta(self.timeframe), min_history=self.startup_candle_count,
-        )
+        universe = self.build_universe(frames)
         ref = self.dp.get_pair_dataframe(self.settings.regime_pair, self.timeframe)
         if ref is None or ref.empty:
             raise ValueError(
@@ -188,7 +185,7 @@ class CointPairsStrategy(IStrategy):
                 "or set statarb.regime.pair to a pair you have"
             )
         log_ref = np.log(ref.set_index("date")["close"].reindex(universe.index))
-        regime, blocked = market_regime(log_ref, self.settings.regime)
+        regime, blocked = self.market_regime(log_ref)
         self._regime, self._blocked = regime.to_numpy(), blocked.to_numpy()
         self._base_views = coin_views(universe, [])
         self._universe, self._universe_key, self._plan = universe, key, None
@@ -198,6 +195,24 @@ class CointPairsStrategy(IStrategy):
             len(universe.coins), len(universe.formations), n_couples,
         )
         return universe
+
+    def build_universe(self, frames: dict[str, pd.DataFrame]) -> Universe:
+        """Couples over time: the walk-forward selection."""
+        return walk_forward(
+            frames, self.settings.selection, self.settings.walk_forward,
+            freq=pd.Timedelta(self.timeframe), min_history=self.startup_candle_count,
+        )
+
+    def market_regime(self, log_ref: pd.Series) -> tuple[pd.Series, pd.Series]:
+        """Regime per candle and the candles where new entries are blocked."""
+        return market_regime(log_ref, self.settings.regime)
+
+    def regime_multiplier(self, regime: Regime) -> float:
+        return {
+            Regime.LOW: 1.0, Regime.NORMAL: 1.0,
+            Regime.HIGH: float(self.regime_high_mult.value),
+            Regime.EXTREME: float(self.regime_extreme_mult.value),
+        }[regime]
 
     def signal_params(self) -> SignalParams:
         fee = 0.0005
@@ -328,11 +343,7 @@ class CointPairsStrategy(IStrategy):
         )
         regime_code = self._regime[row] if self._regime is not None else np.nan
         regime = Regime(int(regime_code)) if np.isfinite(regime_code) else Regime.NORMAL
-        mult = {
-            Regime.LOW: 1.0, Regime.NORMAL: 1.0,
-            Regime.HIGH: float(self.regime_high_mult.value),
-            Regime.EXTREME: float(self.regime_extreme_mult.value),
-        }[regime]
+        mult = self.regime_multiplier(regime)
         ticket.regime = regime.name
         partner = ticket.pair(ticket.partner_role(role))
         prices = {pair: current_rate, partner: self._price_now(partner, current_time)}

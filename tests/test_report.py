@@ -177,7 +177,10 @@ def test_signal_betas_read_the_candle_before_the_entry(trades: pd.DataFrame) -> 
         ),
         # The x leg of the second trip shows another couple's beta: the trip's is unknown.
         "BBB/USDT:USDT": pd.DataFrame({"date": [T1 - hour, T2 - hour], "couple_beta": [0.49, 0.7]}),
-        "CCC/USDT:USDT": pd.DataFrame({"date": [T3 - hour], "couple_beta": [-1.5]}),
+        # Pickled candles may carry microsecond stamps where the trades have nanoseconds.
+        "CCC/USDT:USDT": pd.DataFrame(
+            {"date": pd.Series([T3 - hour]).astype("datetime64[us, UTC]"), "couple_beta": [-1.5]}
+        ),
         "DDD/USDT:USDT": pd.DataFrame(),  # no candle: the partner's beta is used
     }
     betas = signal_betas(signals, trades, "1h")
@@ -319,6 +322,23 @@ def test_cli_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["--file", str(bad), "--out", out]) == 2
     assert "not a readable zip" in capsys.readouterr().out
     assert not (tmp_path / "out").exists()
+
+
+def test_latest_result_follows_freqtrade_pointer_or_the_newest_name(tmp_path: Path) -> None:
+    from statarb.ft.results import ResultError, latest_result_file
+
+    old, new = (
+        tmp_path / "backtest-result-2025-01-01_00-00-00.zip",
+        tmp_path / "backtest-result-2025-02-01_00-00-00.zip",
+    )
+    old.write_bytes(b"")
+    new.write_bytes(b"")
+    assert latest_result_file(tmp_path) == new  # no .last_result.json: newest by name
+    (tmp_path / ".last_result.json").write_text(json.dumps({"latest_backtest": old.name}))
+    assert latest_result_file(tmp_path) == old
+    old.unlink()
+    with pytest.raises(ResultError, match=old.name):
+        latest_result_file(tmp_path)
 
 
 # ---------------------------------------------------------------------- real backtest
