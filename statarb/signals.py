@@ -205,11 +205,19 @@ class Trip:
 
 
 def plan_trips(
-    universe: Universe, p: SignalParams, *, blocked: np.ndarray | None = None
+    universe: Universe,
+    p: SignalParams,
+    *,
+    blocked: np.ndarray | None = None,
+    start_row: int | None = None,
+    busy: set[str] | None = None,
+    open_couples: int = 0,
 ) -> list[Trip]:
     """Simulate the rules over every candle and return the couple trades, in entry order.
 
     ``blocked[t]`` True stops new entries at ``t`` (shock cooldown, unknown regime).
+    Live, only the last candle is decided: ``start_row`` is that candle, ``busy`` the
+    coins already in open trades and ``open_couples`` the couples already open.
     """
     n = len(universe.index)
     if blocked is not None and len(blocked) != n:
@@ -233,13 +241,14 @@ def plan_trips(
     no_block = blocked is None
     trips: list[Trip] = []
     open_: list[int] = []  # indexes into trips
-    busy: set[str] = set()
+    busy = set(busy or ())
     # Couples stopped out (z, time or pair stop) re-arm only once z is back inside entry_z:
     # re-entering the same divergence at once would pay fees on a relationship that failed.
     disarmed: set[str] = set()
     k = -1
     next_start = forms[0].start
-    for t in range(forms[0].start, n):
+    first = forms[0].start if start_row is None else max(forms[0].start, start_row)
+    for t in range(first, n):
         while t >= next_start:
             k += 1
             next_start = forms[k + 1].start if k + 1 < len(forms) else n + 1
@@ -283,7 +292,7 @@ def plan_trips(
                 if math.isfinite(z) and abs(z) < p.entry_z:
                     disarmed.discard(name)
                 continue
-            if not can_enter or len(open_) >= p.max_open_couples:
+            if not can_enter or len(open_) + open_couples >= p.max_open_couples:
                 continue
             if y in busy or x in busy or y in freed or x in freed:
                 continue
@@ -381,11 +390,19 @@ class Plan:
 
 
 def build_plan(
-    universe: Universe, p: SignalParams, *, blocked: np.ndarray | None = None, key: tuple = ()
+    universe: Universe,
+    p: SignalParams,
+    *,
+    blocked: np.ndarray | None = None,
+    key: tuple = (),
+    start_row: int | None = None,
+    busy: set[str] | None = None,
+    open_couples: int = 0,
 ) -> Plan:
     from statarb.legs import leg_tag, x_is_long  # legs imports nothing from here
 
-    trips = plan_trips(universe, p, blocked=blocked)
+    trips = plan_trips(universe, p, blocked=blocked, start_row=start_row, busy=busy,
+                       open_couples=open_couples)
     signals: dict[str, list[tuple[int, bool, str]]] = {c: [] for c in universe.coins}
     for trip in trips:
         signals[trip.y].append((trip.entry_row, trip.side == 1, leg_tag(trip.couple, "y")))

@@ -23,7 +23,8 @@ import pandas as pd
 from statarb.selection import SelectionParams, choose_couples
 
 __all__ = [
-    "Formation", "Universe", "WalkForwardParams", "align_closes", "full_window", "walk_forward",
+    "Formation", "Universe", "WalkForwardParams", "align_closes", "from_couples", "full_window",
+    "walk_forward",
 ]
 
 
@@ -273,3 +274,46 @@ def full_window(
         )
     form = Formation(first, index[first], chosen.reset_index(drop=True), z, sp, sd, members)
     return Universe(index, list(frames), closes, opens, wf, [form])
+
+
+def from_couples(
+    frames: dict[str, pd.DataFrame],
+    couples: pd.DataFrame,
+    wf: WalkForwardParams,
+    start: int,
+    *,
+    freq: pd.Timedelta | None = None,
+) -> Universe:
+    """A universe with one formation of given ``couples`` (``y``, ``x``, ``alpha``,
+    ``beta``, ``half_life`` in candles, coin names), valued from candle row ``start``.
+
+    Live, the couples come from the pairlist's published selection rather than from a
+    walk-forward over history; this gives them the same causal spread and z-score.
+    """
+    freq = pd.Timedelta(hours=1) if freq is None else freq
+    index = align_closes(frames, freq)
+    coins = list(frames)
+    closes = _matrix(frames, index, "close")
+    opens = _matrix(frames, index, "open")
+    if not wf.z_window - 1 <= start < len(index):
+        raise ValueError(
+            f"start={start} must leave z_window-1={wf.z_window - 1} candles before it, "
+            f"within {len(index)} candles"
+        )
+    missing = sorted({*couples.get("y", []), *couples.get("x", [])} - set(coins))
+    if missing:
+        raise ValueError(f"couples name coins without candles: {missing}")
+    span = max(len(index) - start, 1)
+    params = WalkForwardParams(
+        formation=max(100, wf.z_window), reform_every=span, z_window=wf.z_window, horizon=0
+    )
+    log_closes = np.log(closes)
+    n = len(couples)
+    z, sp, sd = (np.full((n, span), np.nan) for _ in range(3))
+    for i, row in enumerate(couples.itertuples(index=False)):
+        sp[i], z[i], sd[i] = _formation_series(
+            log_closes, start, params, coins.index(row.y), coins.index(row.x),
+            float(row.beta), float(row.alpha),
+        )
+    form = Formation(start, index[start], couples.reset_index(drop=True), z, sp, sd, coins)
+    return Universe(index, coins, closes, opens, params, [form])

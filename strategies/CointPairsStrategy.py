@@ -27,6 +27,7 @@ from freqtrade.enums import RunMode
 from freqtrade.persistence import Order, Trade
 from freqtrade.strategy import DecimalParameter, IStrategy
 
+from statarb import published
 from statarb.ft.markets import leg_limits
 from statarb.legs import (
     CoupleTicket,
@@ -48,7 +49,7 @@ from statarb.signals import (
     exit_reason,
 )
 from statarb.sizing import size_legs
-from statarb.walkforward import Universe, walk_forward
+from statarb.walkforward import Universe, align_closes, from_couples, walk_forward
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +172,8 @@ class CointPairsStrategy(IStrategy):
             if frame is not None and not frame.empty:
                 frames[pair.split("/")[0]] = frame[["date", "open", "close"]]
         last = max((f["date"].iloc[-1] for f in frames.values()), default=None)
-        key = (tuple(pairs), None if self._backtesting() else last)
+        selection = None if self._backtesting() else published.latest()
+        key = (tuple(pairs), None if self._backtesting() else (last, id(selection)))
         if self._universe is not None and self._universe_key == key:
             return self._universe
         if len(frames) < 2:
@@ -197,11 +199,29 @@ class CointPairsStrategy(IStrategy):
         return universe
 
     def build_universe(self, frames: dict[str, pd.DataFrame]) -> Universe:
-        """Couples over time: the walk-forward selection."""
-        return walk_forward(
-            frames, self.settings.selection, self.settings.walk_forward,
-            freq=pd.Timedelta(self.timeframe), min_history=self.startup_candle_count,
+        """Couples over time. Backtesting: the walk-forward selection. Dry-run and live:
+        exactly the couples the CointegrationFilter pairlist published (none yet: none)."""
+        if self._backtesting():
+            return walk_forward(
+                frames, self.settings.selection, self.settings.walk_forward,
+                freq=pd.Timedelta(self.timeframe), min_history=self.startup_candle_count,
+            )
+        selection = published.latest()
+        hours = pd.Timedelta(self.timeframe) / pd.Timedelta(hours=1)
+        couples = pd.DataFrame(
+            [
+                {"y": c.y.split("/")[0], "x": c.x.split("/")[0], "alpha": c.alpha,
+                 "beta": c.beta, "half_life": c.half_life_hours / hours}
+                for c in (selection.couples if selection else ())
+                if c.y.split("/")[0] in frames and c.x.split("/")[0] in frames
+            ],
+            columns=["y", "x", "alpha", "beta", "half_life"],
         )
+        n = len(align_closes(frames, pd.Timedelta(self.timeframe)))
+        wf = self.settings.walk_forward
+        # Values for the last week (what FreqUI shows); decisions only on the last candle.
+        start = max(wf.z_window - 1, n - 7 * 24)
+        return from_couples(frames, couples, wf, start, freq=pd.Timedelta(self.timeframe))
 
     def market_regime(self, log_ref: pd.Series) -> tuple[pd.Series, pd.Series]:
         """Regime per candle and the candles where new entries are blocked."""
@@ -230,9 +250,17 @@ class CointPairsStrategy(IStrategy):
     def _ensure_plan(self) -> Plan:
         universe = self._ensure_universe()
         params = self.signal_params()
-        key = (id(universe), params)
+        if self._backtesting():
+            key: tuple = (id(universe), params)
+            live: dict[str, Any] = {}
+        else:  # decide the last candle against the real open trades
+            open_pairs = [t.pair for t in Trade.get_open_trades()]
+            busy = {p.split("/")[0] for p in open_pairs}
+            live = {"start_row": len(universe.index) - 1, "busy": busy,
+                    "open_couples": (len(open_pairs) + 1) // 2}
+            key = (id(universe), params, tuple(sorted(busy)))
         if self._plan is None or self._plan.key != key:
-            self._plan = build_plan(universe, params, blocked=self._blocked, key=key)
+            self._plan = build_plan(universe, params, blocked=self._blocked, key=key, **live)
         return self._plan
 
     def _rows(self, dataframe: pd.DataFrame) -> np.ndarray:

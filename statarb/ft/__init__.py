@@ -22,14 +22,18 @@ def check_freqtrade_version(version: str | None = None) -> str:
     ``2026.9-dev-abc`` or ``docker-2026.9-...`` are accepted when their release matches.
     """
     if version is None:
+        # Package metadata, not ``import freqtrade``: the plugin hook runs this while
+        # Freqtrade itself is being imported.
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as dist_version
+
         try:
-            import freqtrade
-        except ImportError as exc:  # pragma: no cover - depends on the environment
+            version = dist_version("freqtrade")
+        except PackageNotFoundError as exc:  # pragma: no cover - depends on the environment
             raise UnsupportedFreqtradeVersion(
                 "freqtrade is not installed; run `make install` "
                 f"(statarb needs freqtrade {' or '.join(SUPPORTED_FREQTRADE_VERSIONS)})"
             ) from exc
-        version = str(freqtrade.__version__)
     release = version.removeprefix("docker-").split("-dev")[0].split("-")[0]
     if release not in SUPPORTED_FREQTRADE_VERSIONS:
         raise UnsupportedFreqtradeVersion(

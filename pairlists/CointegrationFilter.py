@@ -1,0 +1,213 @@
+"""CointegrationFilter: keep only the coins of cointegrated couples.
+
+A Freqtrade pairlist filter (place it after a generator such as StaticPairList or
+VolumePairList) over the package's one selection function,
+:func:`statarb.selection.choose_couples`: on each refresh it fetches ``lookback_days`` of
+candles for the incoming pairs, runs the Engle-Granger selection and keeps the coins of the
+chosen couples, best couple first. Coins with open trades stay whitelisted until they are
+closed. The selection is published in process for the strategy and as
+``user_data/statarb_selection.json``.
+
+Loaded by the plain ``freqtrade`` command through :mod:`statarb.ft.plugins`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from freqtrade.enums import RunMode
+from freqtrade.exceptions import OperationalException
+from freqtrade.exchange import timeframe_to_seconds
+from freqtrade.exchange.exchange_types import Tickers
+from freqtrade.persistence import Trade
+from freqtrade.plugins.pairlist.IPairList import IPairList, PairlistParameter, SupportsBacktesting
+
+from statarb.panel import build_log_panel
+from statarb.published import FILE_NAME, Selection, publish
+from statarb.selection import SelectionParams, choose_couples
+
+logger = logging.getLogger(__name__)
+
+SELECTION_KEYS = (
+    "max_pvalue", "correction", "min_half_life_hours", "max_half_life_hours", "min_ret_corr",
+    "min_crossings", "max_couples", "both_orientations",
+)
+
+
+class CointegrationFilter(IPairList):
+    # Backtests choose couples walk-forward inside the strategy; this filter would see
+    # the data at the end of the backtest (look-ahead), so it passes pairs through there.
+    supports_backtesting = SupportsBacktesting.NO_ACTION
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cfg = dict(self._pairlistconfig)
+        cfg.pop("method", None)
+        allowed = {"timeframe", "lookback_days", "refresh_period", *SELECTION_KEYS}
+        unknown = sorted(set(cfg) - allowed)
+        if unknown:
+            raise OperationalException(
+                f"{self.name}: unknown parameter(s) {unknown}; allowed: {sorted(allowed)}"
+            )
+        self._timeframe = str(cfg.get("timeframe", self._config.get("timeframe", "1h")))
+        try:
+            self._candle_seconds = timeframe_to_seconds(self._timeframe)
+        except Exception as exc:
+            raise OperationalException(
+                f"{self.name}: timeframe={self._timeframe!r} is not a timeframe ({exc})"
+            ) from exc
+        self._lookback_days = float(cfg.get("lookback_days", 60))
+        self._lookback = int(self._lookback_days * 86400 // self._candle_seconds)
+        if self._lookback < 100:
+            raise OperationalException(
+                f"{self.name}: lookback_days={self._lookback_days} gives {self._lookback} "
+                f"{self._timeframe} candles; the ADF lag search needs at least 100"
+            )
+        self._refresh_period = int(cfg.get("refresh_period", 86400))
+        if self._refresh_period < 0:
+            raise OperationalException(
+                f"{self.name}: refresh_period={self._refresh_period} must be >= 0 seconds"
+            )
+        try:
+            given = {k: cfg[k] for k in SELECTION_KEYS if k in cfg}
+            self._params = SelectionParams.from_dict(given)
+        except (ValueError, TypeError) as exc:
+            raise OperationalException(f"{self.name}: {exc}") from exc
+        self._candle_type = self._config.get("candle_type_def")
+        user_data = self._config.get("user_data_dir")
+        self._path = Path(user_data) / FILE_NAME if user_data else None
+        self._selection: Selection | None = None
+        self._refreshed_at = 0.0
+        self._incoming: tuple[str, ...] = ()
+
+    @property
+    def needstickers(self) -> bool:
+        return False
+
+    def short_desc(self) -> str:
+        p = self._params
+        return (
+            f"{self.name} - Coins of up to {p.max_couples} cointegrated couples over the last "
+            f"{self._lookback_days:g} days of {self._timeframe} candles (p <= {p.max_pvalue} "
+            f"{p.correction}, half-life {p.min_half_life_hours:g}-{p.max_half_life_hours:g} h), "
+            f"refreshed every {self._refresh_period} s."
+        )
+
+    @staticmethod
+    def description() -> str:
+        return "Keep the coins of cointegrated couples (Engle-Granger)."
+
+    @staticmethod
+    def available_parameters() -> dict[str, PairlistParameter]:
+        d = SelectionParams()
+        return {
+            "timeframe": {"type": "string", "default": "1h", "description": "Timeframe",
+                          "help": "Candles the couples are tested on."},
+            "lookback_days": {"type": "number", "default": 60, "description": "Lookback days",
+                              "help": "Formation window: days of candles before now."},
+            "refresh_period": {"type": "number", "default": 86400,
+                               "description": "Refresh period",
+                               "help": "Seconds between re-formations (cached in between)."},
+            "max_pvalue": {"type": "number", "default": d.max_pvalue,
+                           "description": "Max p-value",
+                           "help": "Engle-Granger p-value level (after the correction)."},
+            "correction": {"type": "option", "default": d.correction, "options": ["bh", "none"],
+                           "description": "Correction",
+                           "help": "bh: Benjamini-Hochberg over all couples tested."},
+            "min_half_life_hours": {"type": "number", "default": d.min_half_life_hours,
+                                    "description": "Min half-life (h)",
+                                    "help": "Fastest mean reversion accepted."},
+            "max_half_life_hours": {"type": "number", "default": d.max_half_life_hours,
+                                    "description": "Max half-life (h)",
+                                    "help": "Slowest mean reversion accepted."},
+            "min_ret_corr": {"type": "number", "default": d.min_ret_corr,
+                             "description": "Min return correlation",
+                             "help": "Correlation of one-candle returns."},
+            "min_crossings": {"type": "number", "default": d.min_crossings,
+                              "description": "Min mean crossings",
+                              "help": "Times the spread crossed its mean in the window."},
+            "max_couples": {"type": "number", "default": d.max_couples,
+                            "description": "Max couples", "help": "Couples kept, best first."},
+            "both_orientations": {"type": "boolean", "default": d.both_orientations,
+                                  "description": "Both orientations",
+                                  "help": "Require rejection with y~x and x~y."},
+        }
+
+    @property
+    def selection(self) -> Selection | None:
+        return self._selection
+
+    def filter_pairlist(self, pairlist: list[str], tickers: Tickers) -> list[str]:
+        if self._config.get("runmode") in (RunMode.BACKTEST, RunMode.HYPEROPT):
+            return pairlist
+        now = datetime.now(UTC).timestamp()
+        stale = now - self._refreshed_at >= self._refresh_period
+        if stale or self._selection is None or tuple(pairlist) != self._incoming:
+            self._refresh(pairlist, now)
+        chosen = [p for p in (self._selection.pairs if self._selection else []) if p in pairlist]
+        open_pairs = [t.pair for t in Trade.get_open_trades()]
+        return chosen + [p for p in open_pairs if p in pairlist and p not in chosen]
+
+    def _refresh(self, pairlist: list[str], now: float) -> None:
+        try:
+            candles = self._exchange.refresh_ohlcv_with_cache(
+                [(p, self._timeframe, self._candle_type) for p in pairlist],
+                lookback_period=self._lookback,
+            )
+        except Exception as exc:  # keep trading the last good selection
+            logger.warning("%s: fetching candles failed (%s); keeping the last selection",
+                           self.name, exc)
+            return
+        closes: dict[str, pd.Series] = {}
+        pair_of: dict[str, str] = {}
+        for pair in pairlist:
+            frame = candles.get((pair, self._timeframe, self._candle_type))
+            coin = pair.split("/")[0]
+            pair_of[coin] = pair
+            closes[coin] = (
+                frame.set_index("date")["close"].astype(float)
+                if frame is not None and not frame.empty else pd.Series(dtype=float)
+            )
+        last = max((s.index[-1] for s in closes.values() if len(s)), default=None)
+        if last is None:
+            logger.warning("%s: no candles for any pair; keeping the last selection", self.name)
+            return
+        freq = pd.Timedelta(seconds=self._candle_seconds)
+        end = last + freq
+        start = end - self._lookback * freq
+        panel = build_log_panel(closes, start, end, freq)
+        skipped = {pair_of[c]: r for c, r in {**panel.not_covered, **panel.bad}.items()}
+        for pair, reason in skipped.items():
+            self.log_once(f"{self.name}: skipped {pair}: {reason}", logger.info)
+        try:
+            chosen = (
+                choose_couples(panel.log_prices, self._params,
+                               candle_hours=self._candle_seconds / 3600)
+                if panel.log_prices.shape[1] >= 2 else pd.DataFrame()
+            )
+            selection = Selection.from_frame(
+                chosen, pair_of, formation_start=start.to_pydatetime(),
+                formation_end=end.to_pydatetime(), created=datetime.now(UTC),
+                timeframe=self._timeframe, skipped=skipped,
+            ) if not chosen.empty else Selection(
+                (), start.to_pydatetime(), end.to_pydatetime(), datetime.now(UTC),
+                self._timeframe, skipped,
+            )
+        except ValueError as exc:
+            logger.warning("%s: selection failed (%s); keeping the last selection",
+                           self.name, exc)
+            return
+        self._selection, self._refreshed_at, self._incoming = selection, now, tuple(pairlist)
+        publish(selection, self._path)
+        if selection.couples:
+            logger.info("%s: selected %s (formation %s .. %s)", self.name,
+                        ", ".join(f"{c.name} beta={c.beta:.3f} hl={c.half_life_hours:.1f}h"
+                                  for c in selection.couples),
+                        start, end)
+        else:
+            logger.warning("%s: no couple passes the filters on %s .. %s; the bot keeps "
+                           "running with no entries", self.name, start, end)

@@ -1,0 +1,133 @@
+"""The pairlist's published selection: couples the bot trades in dry-run and live.
+
+Why a published record: the pairlist chooses couples, the strategy trades them, and
+``make report`` and operators want to see them. In one bot process the strategy reads the
+latest selection in memory (:func:`latest`); everyone else reads the JSON file the
+pairlist writes next to the trade database (``user_data/statarb_selection.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import threading
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["Couple", "Selection", "latest", "publish", "read"]
+
+FILE_NAME = "statarb_selection.json"
+
+
+@dataclass(frozen=True)
+class Couple:
+    """One chosen couple, in its traded orientation (``y`` on ``x``), pair names."""
+
+    y: str
+    x: str
+    alpha: float
+    beta: float
+    half_life_hours: float
+    pvalue: float
+    pvalue_adj: float
+    tstat: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.y.split('/')[0]}~{self.x.split('/')[0]}"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A selection and where it came from: formation window [start, end) and when."""
+
+    couples: tuple[Couple, ...]
+    formation_start: datetime
+    formation_end: datetime
+    created: datetime
+    timeframe: str
+    skipped: dict[str, str] = field(default_factory=dict)  # pair -> reason
+
+    @property
+    def pairs(self) -> list[str]:
+        """Coins of the selected couples, best couple first, y before x."""
+        return [p for c in self.couples for p in (c.y, c.x)]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["couples"] = [{**asdict(c), "name": c.name} for c in self.couples]
+        for key in ("formation_start", "formation_end", "created"):
+            out[key] = pd.Timestamp(out[key]).isoformat()
+        return out
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Selection:
+        couples = tuple(
+            Couple(**{k: v for k, v in c.items() if k != "name"}) for c in doc["couples"]
+        )
+        return cls(
+            couples=couples,
+            formation_start=pd.Timestamp(doc["formation_start"]).to_pydatetime(),
+            formation_end=pd.Timestamp(doc["formation_end"]).to_pydatetime(),
+            created=pd.Timestamp(doc["created"]).to_pydatetime(),
+            timeframe=doc["timeframe"],
+            skipped=dict(doc.get("skipped", {})),
+        )
+
+    @classmethod
+    def from_frame(
+        cls, chosen: pd.DataFrame, pair_of: dict[str, str], *, formation_start: datetime,
+        formation_end: datetime, created: datetime, timeframe: str,
+        skipped: dict[str, str] | None = None,
+    ) -> Selection:
+        """From :func:`statarb.selection.select_couples` output (coin names -> pairs)."""
+        couples = tuple(
+            Couple(
+                y=pair_of[r.y], x=pair_of[r.x], alpha=float(r.alpha), beta=float(r.beta),
+                half_life_hours=float(r.half_life_hours), pvalue=float(r.pvalue_couple),
+                pvalue_adj=float(r.pvalue_adj), tstat=float(r.tstat),
+            )
+            for r in chosen.itertuples(index=False)
+        )
+        for c in couples:
+            if not all(math.isfinite(v) for v in (c.alpha, c.beta, c.half_life_hours)):
+                raise ValueError(f"couple {c.name} has non-finite values: {c}")
+        return cls(couples, formation_start, formation_end, created, timeframe,
+                   dict(skipped or {}))
+
+
+_lock = threading.Lock()
+_latest: Selection | None = None
+
+
+def publish(selection: Selection, path: Path | None) -> None:
+    """Make ``selection`` the latest in this process and write it atomically to ``path``."""
+    global _latest
+    with _lock:
+        _latest = selection
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".statarb_selection", suffix=".json")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(selection.to_dict(), handle, indent=2)
+    os.replace(tmp, path)
+
+
+def latest() -> Selection | None:
+    with _lock:
+        return _latest
+
+
+def read(path: Path) -> Selection:
+    """The selection a pairlist wrote to ``path``."""
+    try:
+        return Selection.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"cannot read a statarb selection from {path}: {exc}") from exc

@@ -1,0 +1,173 @@
+"""CointegrationFilter: the selection function on fetched candles, publishing, bad input,
+and registration with the plain `freqtrade` command."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from freqtrade.enums import RunMode
+from freqtrade.exceptions import OperationalException
+from freqtrade.persistence import init_db
+
+from statarb import published
+from statarb.selection import SelectionParams, choose_couples
+from tests.offline import REPO
+from tests.shared_data import FUTURES, coins
+
+END = pd.Timestamp("2026-01-01", tz="UTC")  # formation window ends here
+NAMES = ["ADA", "ALGO", "AVAX", "BTC", "DOGE", "ETH", "LINK", "LTC", "NEAR", "SOL", "VET", "XRP"]
+
+
+def _load_class() -> type:
+    spec = importlib.util.spec_from_file_location(
+        "CointegrationFilter", REPO / "pairlists" / "CointegrationFilter.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.CointegrationFilter
+
+
+class FakeExchange:
+    """What the filter asks of Freqtrade's exchange: candles for the lookback."""
+
+    def __init__(self, frames: dict[str, pd.DataFrame]) -> None:
+        self.frames = frames
+        self.calls: list[tuple[list, int]] = []
+        self.fail = False
+
+    def refresh_ohlcv_with_cache(self, pairs: list, *, lookback_period: int) -> dict:
+        self.calls.append((pairs, lookback_period))
+        if self.fail:
+            raise TimeoutError("exchange timed out")
+        return {p: self.frames[p[0]].iloc[-(lookback_period + 1):] for p in pairs
+                if p[0] in self.frames}
+
+
+@pytest.fixture(scope="module")
+def frames() -> dict[str, pd.DataFrame]:
+    out = {}
+    for c in NAMES:
+        f = pd.read_feather(FUTURES / f"{c}_USDT_USDT-1h-futures.feather")
+        out[f"{c}/USDT:USDT"] = f[f["date"] < END].reset_index(drop=True)
+    return out
+
+
+@pytest.fixture
+def make_filter(tmp_path: Path):
+    init_db("sqlite://")
+    cls = _load_class()
+
+    def make(exchange: Any, **params: Any) -> Any:
+        config = {"timeframe": "1h", "candle_type_def": "futures", "user_data_dir": tmp_path,
+                  "runmode": RunMode.DRY_RUN}
+        pl_config = {"method": "CointegrationFilter", "correction": "none", **params}
+        return cls(exchange, None, config, pl_config, 1)
+
+    return make
+
+
+def test_selection_equals_the_selection_function_and_is_published(make_filter, frames,
+                                                                  tmp_path: Path) -> None:
+    exchange = FakeExchange(frames)
+    pl = make_filter(exchange, lookback_days=60, max_couples=3)
+    pairs = list(frames)
+    whitelist = pl.filter_pairlist(pairs, {})
+    # The same function on the same window, computed here independently of the filter.
+    window = pd.DataFrame({
+        p.split("/")[0]: np.log(f.set_index("date")["close"].iloc[-1440:])
+        for p, f in frames.items()
+    })
+    expected = choose_couples(window, SelectionParams(correction="none", max_couples=3))
+    assert len(expected) >= 1
+    assert whitelist == [f"{c}/USDT:USDT" for r in expected.itertuples() for c in (r.y, r.x)]
+    # One fetch for all pairs, 60 days of 1h candles (more than one exchange page).
+    assert exchange.calls == [([(p, "1h", "futures") for p in pairs], 1440)]
+    doc = json.loads((tmp_path / published.FILE_NAME).read_text())
+    assert [c["name"] for c in doc["couples"]] == [f"{r.y}~{r.x}" for r in expected.itertuples()]
+    assert doc["couples"][0]["beta"] == pytest.approx(expected["beta"].iloc[0])
+    assert pd.Timestamp(doc["formation_end"]) == END
+    assert pd.Timestamp(doc["formation_start"]) == END - pd.Timedelta(hours=1440)
+    assert published.latest() == published.read(tmp_path / published.FILE_NAME)
+    # Between refreshes it is cached: no new fetch.
+    assert pl.filter_pairlist(pairs, {}) == whitelist
+    assert len(exchange.calls) == 1
+
+
+def test_bad_coins_are_skipped_and_failures_keep_the_last_selection(
+    make_filter, frames, caplog
+) -> None:
+    broken = dict(frames)
+    broken["ETH/USDT:USDT"] = frames["ETH/USDT:USDT"].drop(index=[len(frames["ETH/USDT:USDT"]) - 5])
+    broken["SOL/USDT:USDT"] = frames["SOL/USDT:USDT"].iloc[-200:]
+    exchange = FakeExchange(broken)
+    pl = make_filter(exchange, refresh_period=0)
+    with caplog.at_level(logging.INFO):
+        first = pl.filter_pairlist(list(broken), {})
+    assert "ETH/USDT:USDT" not in first and "SOL/USDT:USDT" not in first
+    assert set(pl.selection.skipped) == {"ETH/USDT:USDT", "SOL/USDT:USDT"}
+    assert "skipped ETH/USDT:USDT" in caplog.text and "skipped SOL/USDT:USDT" in caplog.text
+    exchange.fail = True
+    with caplog.at_level(logging.WARNING):
+        assert pl.filter_pairlist(list(broken), {}) == first
+    assert "keeping the last selection" in caplog.text
+
+
+def test_empty_selection_is_logged_and_leaves_no_pairs(make_filter, frames, caplog) -> None:
+    pl = make_filter(FakeExchange(frames), max_pvalue=1e-12)
+    with caplog.at_level(logging.WARNING):
+        assert pl.filter_pairlist(list(frames), {}) == []
+    assert "no couple passes the filters" in caplog.text
+
+
+def test_backtesting_passes_pairs_through(make_filter, frames) -> None:
+    pl = make_filter(FakeExchange(frames))
+    pl._config["runmode"] = RunMode.BACKTEST
+    assert pl.filter_pairlist(["BTC/USDT:USDT", "ETH/USDT:USDT"], {}) == [
+        "BTC/USDT:USDT", "ETH/USDT:USDT"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"lookbak_days": 3}, r"unknown parameter\(s\) \['lookbak_days'\]"),
+        ({"lookback_days": 2}, "lookback_days=2"),
+        ({"max_pvalue": 1.5}, "max_pvalue=1.5"),
+        ({"timeframe": "7x"}, "timeframe='7x'"),
+        ({"refresh_period": -1}, "refresh_period=-1"),
+    ],
+)
+def test_parameters_are_validated_with_clear_messages(make_filter, params, match) -> None:
+    with pytest.raises(OperationalException, match=match):
+        make_filter(FakeExchange({}), **params)
+
+
+def test_describes_itself_like_freqtrade_filters(make_filter) -> None:
+    cls = _load_class()
+    params = cls.available_parameters()
+    assert {"lookback_days", "refresh_period", "max_pvalue", "max_couples"} <= set(params)
+    assert all({"type", "default", "description", "help"} <= set(v) for v in params.values())
+    assert "cointegrated couples" in make_filter(FakeExchange({})).short_desc()
+
+
+def test_plain_freqtrade_python_accepts_the_pairlist_name() -> None:
+    """The .pth hook `make install` writes registers the name in a fresh interpreter."""
+    code = (
+        "import freqtrade.constants as c, freqtrade.resolvers.pairlist_resolver as r;"
+        "print('CointegrationFilter' in c.AVAILABLE_PAIRLISTS);"
+        "print(any(p.name == 'pairlists' for p in r.PairListResolver.build_search_paths({})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["True", "True"], out
+    names = sorted(p.name for p in (REPO / "pairlists").glob("*.py"))
+    assert "CointegrationFilter.py" in names and coins()
