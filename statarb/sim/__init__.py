@@ -6,6 +6,12 @@ Standard library + pandas only: the ``statarb`` core must import without freqtra
 
     with SimServer(port=0, clock=ReplayClock.fixed("2025-06-01T00:00:00Z")) as sim:
         ccxt.binanceusdm({"urls": {"api": {"fapiPublic": sim.url + "/fapi/v1"}}})
+
+For ``freqtrade trade --dry-run``, which only acts on candles dated near its wall clock,
+shift the replay to now: every served time moves by a whole number of hours
+(``sim.offset_ms``) and the replay runs in real time from ``start``'s hour::
+
+    SimServer(port=0, clock=ReplayClock.shifted_to_now("2025-06-01T10:00:00Z"))
 """
 
 from statarb.sim.clock import ReplayClock, parse_instant

@@ -6,6 +6,11 @@ messages follow Binance's so ccxt maps them to the same exception classes it wou
 against the real exchange (``-1121`` -> ``BadSymbol``, ``-1102``/``-1100`` -> ``BadRequest``).
 Only OHLCV, funding and exchangeInfo are recorded data; trade counts, taker volumes, the
 order book and the index price are synthesised from them and say nothing more.
+
+Handlers work in data time throughout. When the clock is shifted to now,
+:mod:`statarb.sim.shift` moves the query's times back and the answer's times forward around
+them; the shift reaches a handler only where data time alone cannot decide (where
+multi-hour kline buckets start).
 """
 
 from __future__ import annotations
@@ -108,14 +113,14 @@ def _opt_symbol(md: MarketData, q: Query) -> SymbolInfo | None:
 
 
 def _kline_rows(
-    c: Candles | None, now: int, q: Query, interval_ms: int, mark_like: bool
+    c: Candles | None, now: int, q: Query, interval_ms: int, mark_like: bool, shift_ms: int
 ) -> list[list[Any]]:
     hours = INTERVAL_HOURS[q["interval"]]
     limit = _limit(q, 500, 1500)
     start, end = _time_range(q)
     if c is None:
         return []
-    cut = resample(visible(c, now), hours)
+    cut = resample(visible(c, now), hours, shift_ms)
     rows = cut.take(window(cut.open_ms, start, end, limit))
     out: list[list[Any]] = []
     for t, o, h, lo, cl, v in zip(
@@ -149,10 +154,11 @@ def _interval_ms(q: Query) -> int:
 
 
 def _klines_of(kind: CandleKind, mark_like: bool, symbol_param: str = "symbol") -> Handler:
-    def handler(md: MarketData, now: int, q: Query) -> Any:
+    def handler(md: MarketData, now: int, q: Query, shift_ms: int) -> Any:
         info = _symbol(md, q, symbol_param)
         interval_ms = _interval_ms(q)
-        return _kline_rows(md.candles(info.symbol, kind), now, q, interval_ms, mark_like)
+        candles = md.candles(info.symbol, kind)
+        return _kline_rows(candles, now, q, interval_ms, mark_like, shift_ms)
 
     handler.__doc__ = f"/klines family served from the {kind} candle files."
     return handler
@@ -172,7 +178,7 @@ def _mark_open_at(md: MarketData, symbol: str, t: int) -> str:
     return ""
 
 
-def funding_rate(md: MarketData, now: int, q: Query) -> Any:
+def funding_rate(md: MarketData, now: int, q: Query, shift_ms: int) -> Any:
     """GET /fapi/v1/fundingRate: recorded events, never after the clock."""
     info = _opt_symbol(md, q)
     limit = _limit(q, 100, 1000)
@@ -281,7 +287,7 @@ def _bid_ask(snap: Snapshot) -> tuple[Decimal, Decimal]:
     return bid, bid + tick
 
 
-def ticker_24hr(md: MarketData, now: int, q: Query) -> Any:
+def ticker_24hr(md: MarketData, now: int, q: Query, shift_ms: int) -> Any:
     """GET /fapi/v1/ticker/24hr over the 24 1h candles up to the clock."""
     snaps, single = _snapshots(md, now, q)
     out = []
@@ -314,14 +320,14 @@ def ticker_24hr(md: MarketData, now: int, q: Query) -> Any:
     return _one_or_list(out, single)
 
 
-def ticker_price(md: MarketData, now: int, q: Query) -> Any:
+def ticker_price(md: MarketData, now: int, q: Query, shift_ms: int) -> Any:
     """GET /fapi/v1/ticker/price and /fapi/v2/ticker/price."""
     snaps, single = _snapshots(md, now, q)
     out = [{"symbol": s.info.symbol, "price": fmt(s.last), "time": now} for s in snaps]
     return _one_or_list(out, single)
 
 
-def book_ticker(md: MarketData, now: int, q: Query) -> Any:
+def book_ticker(md: MarketData, now: int, q: Query, shift_ms: int) -> Any:
     """GET /fapi/v1/ticker/bookTicker: best level of the synthetic book."""
     snaps, single = _snapshots(md, now, q)
     out = []
@@ -342,7 +348,7 @@ def book_ticker(md: MarketData, now: int, q: Query) -> Any:
     return _one_or_list(out, single)
 
 
-def depth(md: MarketData, now: int, q: Query) -> Any:
+def depth(md: MarketData, now: int, q: Query, shift_ms: int) -> Any:
     """GET /fapi/v1/depth: a synthetic book, one tick wide, sizes growing with depth."""
     info = _symbol(md, q)
     limit = _opt_int(q, "limit") or 500
@@ -363,7 +369,7 @@ def depth(md: MarketData, now: int, q: Query) -> Any:
     return {"lastUpdateId": now, "E": now, "T": now, "bids": bids, "asks": asks}
 
 
-def premium_index(md: MarketData, now: int, q: Query) -> Any:
+def premium_index(md: MarketData, now: int, q: Query, shift_ms: int) -> Any:
     """GET /fapi/v1/premiumIndex: mark price and funding state at the clock."""
     snaps, single = _snapshots(md, now, q)
     out = []
@@ -387,14 +393,15 @@ def premium_index(md: MarketData, now: int, q: Query) -> Any:
 
 # --- plumbing ---------------------------------------------------------------------------
 
-Handler = Callable[[MarketData, int, Query], Any]
+Handler = Callable[[MarketData, int, Query, int], Any]
+"""``(data, replay instant, query, shift_ms) -> JSON``; ``shift_ms`` is the clock's offset."""
 
 EXCHANGE_INFO = "/fapi/v1/exchangeInfo"
 """Served as raw bytes by the HTTP layer, listed here so the route table is complete."""
 
 ROUTES: dict[str, Handler] = {
-    "/fapi/v1/ping": lambda md, now, q: {},
-    "/fapi/v1/time": lambda md, now, q: {"serverTime": now},
+    "/fapi/v1/ping": lambda md, now, q, shift_ms: {},
+    "/fapi/v1/time": lambda md, now, q, shift_ms: {"serverTime": now},
     "/fapi/v1/klines": _klines_of("futures", mark_like=False),
     "/fapi/v1/continuousKlines": _klines_of("futures", mark_like=False, symbol_param="pair"),
     "/fapi/v1/markPriceKlines": _klines_of("mark", mark_like=True),

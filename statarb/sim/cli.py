@@ -50,6 +50,13 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="data seconds per wall second with --start (default 1.0)",
     )
+    parser.add_argument(
+        "--shift-to-now",
+        action="store_true",
+        help="with --start: serve every time shifted by whole hours so the replay looks like "
+        "it happens now (Freqtrade's candle freshness checks pass); the replay runs at speed "
+        "1 from --start's hour plus the wall clock's minutes",
+    )
 
 
 def check_data_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -62,6 +69,10 @@ def check_data_arguments(parser: argparse.ArgumentParser, args: argparse.Namespa
         parser.error("--speed needs --start")
     if args.speed is not None and args.speed <= 0:
         parser.error("--speed must be > 0")
+    if args.shift_to_now and args.start is None:
+        parser.error("--shift-to-now needs --start")
+    if args.shift_to_now and args.speed not in (None, 1.0):
+        parser.error("--shift-to-now runs the replay at speed 1; drop --speed")
     for name in ("clock", "start"):
         value = getattr(args, name)
         if value is not None:
@@ -75,6 +86,8 @@ def clock_from_arguments(args: argparse.Namespace, market_data: MarketData) -> R
     """The replay clock the options ask for; default frozen at the end of the data."""
     if args.clock is not None:
         return ReplayClock.fixed(args.clock)
+    if args.start is not None and args.shift_to_now:
+        return ReplayClock.shifted_to_now(args.start)
     if args.start is not None:
         return ReplayClock.running(args.start, args.speed if args.speed is not None else 1.0)
     return ReplayClock.fixed(market_data.data_end_ms())

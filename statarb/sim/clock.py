@@ -4,16 +4,25 @@ Everything the simulator serves is cut at this instant, so a client can never se
 a funding event or a price from after it. The clock is either frozen at a fixed instant
 (reproducible tests, backtest downloads) or runs from a start instant at a chosen speed
 (dry runs that should feel live).
+
+A running clock can also be *shifted to now* (:meth:`ReplayClock.shifted_to_now`): the
+server then presents every time it serves ``offset_ms`` later than the data, so the replay
+looks like it is happening on the machine's wall clock. Freqtrade judges candle freshness
+against its own wall clock and refuses to trade on candles from 2025; shifted, the candle
+forming in the replay is the candle forming now.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 HOUR_MS = 3_600_000
+
+logger = logging.getLogger("statarb.sim")
 
 
 def parse_instant(text: str) -> int:
@@ -39,6 +48,17 @@ def format_instant(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def align_to_wall(start_ms: int, wall_ms: int) -> tuple[int, int]:
+    """(replay instant, offset) that show a replay from ``start_ms`` as happening at ``wall_ms``.
+
+    The offset is ``wall hour - start hour`` in whole hours, so shifted 1h candle boundaries
+    fall on wall-clock hours; the replay instant is ``start``'s hour plus the wall clock's
+    position in its hour, so that ``replay + offset == wall_ms`` exactly.
+    """
+    offset = (wall_ms // HOUR_MS - start_ms // HOUR_MS) * HOUR_MS
+    return wall_ms - offset, offset
+
+
 def _wall_ms() -> float:
     return time.time() * 1000.0
 
@@ -54,6 +74,8 @@ class ReplayClock:
     start_ms: int
     speed: float = 0.0
     wall_at_start_ms: float = field(default_factory=_wall_ms)
+    offset_ms: int = 0
+    """How much later than the data every served time is shown (0: times served as recorded)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
@@ -70,6 +92,38 @@ class ReplayClock:
         ms = parse_instant(start) if isinstance(start, str) else int(start)
         return cls(start_ms=ms, speed=float(speed))
 
+    @classmethod
+    def shifted_to_now(cls, start: int | str, wall_ms: float | None = None) -> ReplayClock:
+        """A speed-1 clock from ``start``'s hour, shown as happening on the wall clock.
+
+        The offset is a whole number of hours (wall-clock hour minus ``start``'s hour), so
+        shifted candles still open on the hour and the candle forming in the replay is the
+        one forming now. Hour alignment beats minute precision: the replay instant actually
+        used is ``start``'s hour plus the wall clock's minutes and seconds, which makes the
+        shifted replay instant equal to the wall clock from then on. A start
+        at 10:40 with the wall clock at 03:12 therefore replays from 10:12.
+        ``wall_ms`` pins the wall instant (tests); by default it is the current time.
+        """
+        requested = parse_instant(start) if isinstance(start, str) else int(start)
+        wall = _wall_ms() if wall_ms is None else float(wall_ms)
+        replay_ms, offset = align_to_wall(requested, int(wall))
+        if replay_ms != requested:
+            logger.info(
+                "replay starts at %s (hour of %s + wall-clock minutes): candles stay on the hour",
+                format_instant(replay_ms),
+                format_instant(requested),
+            )
+        return cls(start_ms=replay_ms, speed=1.0, wall_at_start_ms=wall, offset_ms=offset)
+
+    @property
+    def shifted(self) -> bool:
+        """True when served times differ from the data's (see :meth:`shifted_to_now`)."""
+        return self.offset_ms != 0
+
+    def shown(self, data_ms: int) -> int:
+        """A data instant as the client sees it."""
+        return data_ms + self.offset_ms
+
     def now_ms(self) -> int:
         """Current replay instant in epoch milliseconds."""
         with self._lock:
@@ -78,7 +132,11 @@ class ReplayClock:
             return int(self.start_ms + (_wall_ms() - self.wall_at_start_ms) * self.speed)
 
     def set(self, instant: int | str) -> None:
-        """Jump to ``instant``; a running clock keeps running from there at the same speed."""
+        """Jump to ``instant``; a running clock keeps running from there at the same speed.
+
+        The offset of a shifted clock stays, so after a jump the shown instant is no longer
+        the wall clock: the shift is fixed once, when the clock is made.
+        """
         ms = parse_instant(instant) if isinstance(instant, str) else int(instant)
         with self._lock:
             self.start_ms = ms
@@ -90,7 +148,17 @@ class ReplayClock:
 
     def describe(self) -> str:
         """One-line description for the startup banner."""
-        now = format_instant(self.now_ms())
+        now = self.now_ms()
         if self.speed == 0:
-            return f"fixed at {now}"
-        return f"running from {format_instant(self.start_ms)} at x{self.speed:g} (now {now})"
+            text = f"fixed at {format_instant(now)}"
+        else:
+            text = (
+                f"running from {format_instant(self.start_ms)} at x{self.speed:g} "
+                f"(now {format_instant(now)})"
+            )
+        if self.shifted:
+            text += (
+                f", shown {self.offset_ms // HOUR_MS:+d} h later: replay "
+                f"{format_instant(now)} shown as {format_instant(self.shown(now))}"
+            )
+        return text

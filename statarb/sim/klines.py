@@ -64,15 +64,18 @@ def visible(c: Candles, now_ms: int) -> Candles:
     return Candles(c.open_ms[:end], *cols)
 
 
-def resample(c: Candles, hours: int) -> Candles:
+def resample(c: Candles, hours: int, shift_ms: int = 0) -> Candles:
     """Aggregate 1h rows into ``hours``-hour buckets aligned to the UTC epoch.
 
-    Works on whatever rows exist, so 8h-spaced mark files resample correctly too.
+    Works on whatever rows exist, so 8h-spaced mark files resample correctly too. With
+    ``shift_ms`` (times served that much later than the data) the buckets are aligned in
+    the shifted time the client sees, as Binance aligns them, while open times stay in data
+    time; only the offset modulo the bucket width matters.
     """
     if hours == 1 or len(c) == 0:
         return c
     width = hours * HOUR_MS
-    buckets = (c.open_ms // width) * width
+    buckets = ((c.open_ms + shift_ms) // width) * width - shift_ms
     starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
     ends = np.r_[starts[1:], len(c)] - 1
     return Candles(

@@ -21,8 +21,9 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from statarb.sim.api import EXCHANGE_INFO, ROUTES, BinanceError
-from statarb.sim.clock import ReplayClock
+from statarb.sim.clock import HOUR_MS, ReplayClock, format_instant
 from statarb.sim.market_data import DEFAULT_DATADIR, DEFAULT_MARKETS, MarketData
+from statarb.sim.shift import shift_answer, shift_query
 
 logger = logging.getLogger("statarb.sim")
 
@@ -103,8 +104,14 @@ class _Handler(BaseHTTPRequestHandler):
             logger.info("unhandled GET %s", self.path)
             return 404, _json(_not_found("GET", path)), False
         params = dict(parse_qsl(query, keep_blank_values=True))
+        clock = self.server.clock
+        offset = clock.offset_ms
         try:
-            result = handler(self.server.market_data, self.server.clock.now_ms(), params)
+            if offset:
+                params = shift_query(params, offset)
+            result = handler(self.server.market_data, clock.now_ms(), params, offset)
+            if offset:
+                result = shift_answer(path, result, offset)
         except BinanceError as err:
             return err.status, _json(err.body()), True
         except Exception:
@@ -150,6 +157,11 @@ class SimServer:
     ``port=0`` asks the OS for a free port (tests run in parallel without clashes). With no
     clock the replay instant is frozen at the end of the data, so a plain start serves
     everything and leaks nothing from after the recording.
+
+    ``shift_to_now=True`` presents the replay as happening now (see
+    :meth:`ReplayClock.shifted_to_now`): the replay runs at speed 1 from the given clock's
+    current instant (its hour plus the wall clock's minutes), and every time served is
+    :attr:`offset_ms` later than the data. A clock already shifted is used as it is.
     """
 
     def __init__(
@@ -161,9 +173,25 @@ class SimServer:
         port: int = 0,
         clock: ReplayClock | None = None,
         market_data: MarketData | None = None,
+        shift_to_now: bool = False,
     ) -> None:
         self.market_data = market_data or MarketData(datadir, markets)
+        if shift_to_now and clock is None:
+            # Shifting the end of the data to now would serve no new candle, ever.
+            raise ValueError("shift_to_now needs a clock at the replay start")
+        if shift_to_now and clock is not None and not clock.shifted:
+            clock = ReplayClock.shifted_to_now(clock.now_ms())
         self.clock = clock or ReplayClock.fixed(self.market_data.data_end_ms())
+        if self.clock.shifted:
+            hour = self.clock.start_ms // HOUR_MS * HOUR_MS
+            logger.info(
+                "replay %s shown as %s (offset %d ms = %+d h); replay starts at %s",
+                format_instant(hour),
+                format_instant(self.clock.shown(hour)),
+                self.offset_ms,
+                self.offset_ms // HOUR_MS,
+                format_instant(self.clock.start_ms),
+            )
         self._httpd = _SimHTTPServer((host, port), self.market_data, self.clock)
         self._thread: threading.Thread | None = None
 
@@ -179,6 +207,11 @@ class SimServer:
     def url(self) -> str:
         """Base URL, e.g. ``http://127.0.0.1:8765`` (append ``/fapi/v1/...``)."""
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def offset_ms(self) -> int:
+        """How much later than the data every served time is (0 unless shifted to now)."""
+        return self.clock.offset_ms
 
     @property
     def stats(self) -> RequestStats:
