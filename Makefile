@@ -19,6 +19,10 @@ OOS_TIMERANGE ?= 20250314-20260101
 EPOCHS ?= 30
 HYPEROPT_LOSS ?= SharpeHyperOptLossDaily
 REPORT_ARGS ?=
+# Dry-run replay: the shared data shown as if it were now. At this instant the pairlist
+# selects WLD~ARB and AAVE~LINK and WLD~ARB's z-score is -2.7 (an entry on the first candle).
+REPLAY_START ?= 2025-11-07T01:00:00Z
+DRYRUN_DB ?= sqlite:///user_data/dryrun.sqlite
 SCAN_OUT ?= user_data/scan
 SCAN_ARGS ?=
 PYTEST_ARGS ?=
@@ -30,13 +34,15 @@ API_ENV ?= user_data/.api_credentials.env
 WITH_API_ENV = if [ -z "$${FREQTRADE__API_SERVER__PASSWORD:-}" ]; then \
 	$(BIN)/python -m statarb.credentials $(API_ENV) && set -a && . ./$(API_ENV) && set +a; fi;
 
-.PHONY: help install lock test lint scan backtest hyperopt report sim bench bench-backtest clean
+.PHONY: help install lock test lint scan backtest hyperopt report dry-run test-pairlist sim bench bench-backtest clean
 
 help:
 	@echo "make install   create .venv with pinned freqtrade, statsmodels, TA-Lib ... (idempotent)"
 	@echo "make backtest  offline freqtrade backtest on the shared data (STRATEGY=$(STRATEGY) TIMERANGE=$(TIMERANGE))"
 	@echo "make test      the whole test suite (unit, freqtrade integration, simulator)"
 	@echo "make hyperopt  short offline hyperopt of the z thresholds, time stop and regime multipliers on IS_TIMERANGE=$(IS_TIMERANGE)"
+	@echo "make dry-run   freqtrade trade --dry-run offline: simulator replaying REPLAY_START=$(REPLAY_START) as now, REST API/FreqUI on 127.0.0.1:8080"
+	@echo "make test-pairlist  plain freqtrade test-pairlist with the CointegrationFilter, offline"
 	@echo "make report    per-couple table and equity chart of the latest backtest (user_data/report/)"
 	@echo "make scan      cointegration scan of the shared data -> $(SCAN_OUT)/ (SCAN_ARGS='--days 60')"
 	@echo "make sim       run the Binance USDT-M simulator in the foreground on port $(SIM_PORT)"
@@ -88,6 +94,20 @@ hyperopt: install
 		--datadir $(DATADIR) --strategy $(STRATEGY) --timerange $(IS_TIMERANGE) \
 		--spaces buy sell --hyperopt-loss $(HYPEROPT_LOSS) --epochs $(EPOCHS) -j 2 \
 		--random-state 42 --min-trades 20
+
+# The bot against the simulator in wall-time shift mode (Ctrl-C stops both).
+dry-run: install
+	@$(WITH_API_ENV) \
+	$(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) \
+		--start $(REPLAY_START) --shift-to-now -- \
+		$(BIN)/freqtrade trade --config $(CONFIG) --config $(OFFLINE) --strategy $(STRATEGY) \
+		--db-url $(DRYRUN_DB)
+
+test-pairlist: install
+	@$(WITH_API_ENV) \
+	$(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) \
+		--start $(REPLAY_START) --shift-to-now -- \
+		$(BIN)/freqtrade test-pairlist --config $(CONFIG) --config $(OFFLINE)
 
 report: install
 	$(BIN)/python -m statarb.report --datadir $(DATADIR) $(REPORT_ARGS)

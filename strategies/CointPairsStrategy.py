@@ -505,8 +505,11 @@ class CointPairsStrategy(IStrategy):
             None,
         )
         candle = pd.Timestamp(current_time).floor(pd.Timedelta(self.timeframe))
-        if lone_leg(partner_open=partner is not None,
-                    opened_this_candle=pd.Timestamp(trade.open_date_utc) >= candle):
+        # Backtesting handles pairs one after the other within a candle, so a leg entered
+        # on this candle may not see its partner yet; live, both legs are placed in one
+        # bot loop before any exit check.
+        grace = self._backtesting() and pd.Timestamp(trade.open_date_utc) >= candle
+        if lone_leg(partner_open=partner is not None, opened_this_candle=grace):
             logger.warning("statarb: %s leg of %s is alone; closing it", pair, couple_id)
             return "partner_exit"
         if partner is None:

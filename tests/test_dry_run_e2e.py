@@ -1,0 +1,168 @@
+"""End to end, offline: the simulator (replay shown as now) and `freqtrade trade --dry-run`
+with the project config, driven through the REST API with Freqtrade's own client.
+
+The replay instant is the Makefile's REPLAY_START: the pairlist selects WLD~ARB and
+AAVE~LINK there and WLD~ARB's z-score on the last closed candle is beyond -2, so the
+strategy opens the couple on its first loop.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from freqtrade_client import FtRestClient
+
+from statarb.sim import ReplayClock, SimServer
+from statarb.sim.run import DEFAULT_OVERLAY, write_overlay
+from tests.offline import API_CREDENTIALS, FREQTRADE, REPO, offline_env
+from tests.shared_data import DATADIR, MARKETS, require_shared
+
+pytestmark = pytest.mark.slow
+
+REPLAY_START = re.search(
+    r"^REPLAY_START \?= (\S+)$", (REPO / "Makefile").read_text(), re.MULTILINE
+).group(1)
+THROTTLE_S = 2  # process_throttle_secs of this run: one bot loop
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(what: str, check: Callable[[], Any], timeout: float, proc: subprocess.Popen,
+          log: Path) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"freqtrade exited ({proc.returncode}) while waiting for {what}:\n"
+                        + log.read_text()[-4000:])
+        try:
+            value = check()
+        except Exception:  # the API is not up yet
+            value = None
+        if value:
+            return value
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}:\n" + log.read_text()[-4000:])
+
+
+@pytest.fixture
+def bot(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    require_shared()
+    user_data = tmp_path / "user_data"
+    for sub in ("data", "logs", "backtest_results"):
+        (user_data / sub).mkdir(parents=True)
+    api_port = _free_port()
+    extra = tmp_path / "config.e2e.json"
+    extra.write_text(json.dumps({
+        "user_data_dir": str(user_data),
+        "api_server": {"listen_port": api_port},
+        "internals": {"process_throttle_secs": THROTTLE_S},
+    }))
+    log = tmp_path / "freqtrade.log"
+    clock = ReplayClock.shifted_to_now(REPLAY_START)
+    with SimServer(datadir=DATADIR, markets=MARKETS, port=0, clock=clock) as sim:
+        overlay = write_overlay(DEFAULT_OVERLAY, sim.port, DATADIR, tmp_path)
+        cmd = [
+            FREQTRADE, "trade", "--config", "config.json", "--config", str(overlay),
+            "--config", str(extra), "--strategy", "CointPairsStrategy",
+            "--db-url", f"sqlite:///{tmp_path / 'dryrun.sqlite'}",
+        ]
+        out = log.open("w")
+        proc = subprocess.Popen(cmd, cwd=REPO, env=offline_env(**API_CREDENTIALS),
+                                stdout=out, stderr=subprocess.STDOUT)
+        try:
+            client = FtRestClient(
+                f"http://127.0.0.1:{api_port}",
+                API_CREDENTIALS["FREQTRADE__API_SERVER__USERNAME"],
+                API_CREDENTIALS["FREQTRADE__API_SERVER__PASSWORD"],
+            )
+            yield {"client": client, "proc": proc, "log": log, "user_data": user_data,
+                   "sim": sim}
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
+            out.close()
+
+
+def test_dry_run_trades_the_published_couples_and_keeps_legs_together(bot) -> None:
+    client: FtRestClient = bot["client"]
+    proc, log = bot["proc"], bot["log"]
+    _wait("the REST API", lambda: client.ping() == {"status": "pong"}, 60, proc, log)
+    selection_file = bot["user_data"] / "statarb_selection.json"
+    _wait("the pairlist's selection", selection_file.exists, 120, proc, log)
+    selection = json.loads(selection_file.read_text())
+    assert selection["couples"], selection
+    pairs = [p for c in selection["couples"] for p in (c["y"], c["x"])]
+
+    # /whitelist is exactly the published selection.
+    assert client.whitelist()["whitelist"] == pairs
+
+    # What FreqUI draws: the strategy's plot_config and the columns behind it.
+    plot = client.plot_config()
+    assert {"z-score", "spread", "hedge ratio", "regime"} <= set(plot["subplots"])
+    assert "couple_z" in plot["subplots"]["z-score"]
+    first = selection["couples"][0]
+
+    def candles() -> dict | None:
+        doc = client.pair_candles(first["y"], "1h", limit=300)
+        return doc if doc and doc.get("columns") and doc.get("data") else None
+
+    doc = _wait("analyzed candles", candles, 60, proc, log)
+    cols = doc["columns"]
+    assert {"couple_z", "couple_beta", "couple_spread", "regime"} <= set(cols)
+    last = doc["data"][-1]
+    assert last[cols.index("couple_beta")] == pytest.approx(first["beta"])
+    assert abs(last[cols.index("couple_z")]) >= 2.0  # the replay instant's signal
+    assert last[cols.index("regime")] in (0, 1, 2, 3)
+
+    # Both legs of the couple open in the same bot loop, in the hedge ratio.
+    trades = _wait("both legs of a couple", lambda: (
+        s if len(s := client.status()) == 2 else None), 90, proc, log)
+    by_pair = {t["pair"]: t for t in trades}
+    assert set(by_pair) == {first["y"], first["x"]}
+    y, x = by_pair[first["y"]], by_pair[first["x"]]
+    assert (y["enter_tag"], x["enter_tag"]) == (
+        f"{first['name']}:y", f"{first['name']}:x")
+    assert y["is_short"] != x["is_short"]  # positive hedge ratio: opposite legs
+    ratio = (x["amount"] * x["open_rate"]) / (y["amount"] * y["open_rate"])
+    assert ratio / abs(first["beta"]) - 1 == pytest.approx(0, abs=0.05)
+    stamps = [t["orders"][0]["order_timestamp"] for t in (y, x)]
+    delay_ms = abs(stamps[1] - stamps[0])
+    print(f"\nleg order submissions {delay_ms} ms apart; hedge ratio error "
+          f"{ratio / abs(first['beta']) - 1:+.3%}; selection "
+          + ", ".join(f"{c['name']} beta={c['beta']:.3f}" for c in selection["couples"]))
+    assert delay_ms < THROTTLE_S * 1000  # same bot loop
+    custom = {d["key"]: d["value"] for t in client.list_open_trades_custom_data()
+              if t["trade_id"] == y["trade_id"] for d in t["custom_data"]}
+    assert custom["couple_id"].startswith(first["name"] + "@")
+    assert custom["beta"] == pytest.approx(first["beta"])
+
+    # A manual exit of one leg through the API: the strategy closes the partner next loop.
+    client.forceexit(x["trade_id"])
+    forced_at = time.monotonic()
+    _wait("the partner to close", lambda: client.status() == [], 30, proc, log)
+    elapsed = time.monotonic() - forced_at
+    closed = {t["pair"]: t for t in client.trades()["trades"]}
+    assert closed[first["y"]]["exit_reason"] == "partner_exit"
+    assert closed[first["x"]]["exit_reason"] == "force_exit"
+    print(f"partner closed {elapsed:.1f} s after the forced exit (loop {THROTTLE_S} s)")
+    assert elapsed <= 2 * THROTTLE_S + 3
+    assert " - ERROR - " not in log.read_text()
+    assert not bot["sim"].stats.unhandled, bot["sim"].stats.unhandled
