@@ -27,7 +27,7 @@ from freqtrade.enums import RunMode
 from freqtrade.persistence import Order, Trade
 from freqtrade.strategy import DecimalParameter, IStrategy
 
-from statarb import published
+from statarb import messages, published
 from statarb.ft.markets import leg_limits
 from statarb.legs import (
     CoupleTicket,
@@ -137,6 +137,9 @@ class CointPairsStrategy(IStrategy):
         self._plan: Plan | None = None
         self._tickets: dict[tuple[str, pd.Timestamp], CoupleTicket] = {}
         self._exits: dict[str, str] = {}  # couple id -> exit reason decided by one leg
+        self._entered: dict[str, set[str]] = {}  # couple id -> roles filled
+        self._closed: dict[str, list[tuple[str, str, float]]] = {}  # couple id -> legs closed
+        self._last_regime: str | None = None
 
     @property
     def protections(self) -> list[dict[str, Any]]:  # type: ignore[override]
@@ -476,7 +479,10 @@ class CointPairsStrategy(IStrategy):
 
     def order_filled(self, pair: str, trade: Trade, order: Order, current_time: datetime,
                      **kwargs) -> None:
-        if order.ft_order_side != trade.entry_side or trade.get_custom_data("couple_id"):
+        if order.ft_order_side == trade.exit_side:
+            self._leg_closed(trade, order)
+            return
+        if trade.get_custom_data("couple_id"):
             return
         parsed = parse_leg_tag(trade.enter_tag)
         if parsed is None:
@@ -488,6 +494,48 @@ class CointPairsStrategy(IStrategy):
             return
         for key, value in ticket.custom_data(role).items():
             trade.set_custom_data(key, value)
+        roles = self._entered.setdefault(ticket.couple_id, set())
+        roles.add(role)
+        if roles == {"y", "x"}:
+            del self._entered[ticket.couple_id]
+            self._notify(messages.couple_opened(
+                ticket.couple_id, ticket.y, ticket.x, ticket.is_long("y"), ticket.is_long("x"),
+                ticket.beta, ticket.z_entry, ticket.amount_y, ticket.amount_x,
+            ))
+
+    def _leg_closed(self, trade: Trade, order: Order) -> None:
+        """When both legs of a couple are closed, report the couple's combined P&L."""
+        couple_id = trade.get_custom_data("couple_id")
+        if couple_id is None or trade.is_open:
+            return
+        legs = self._closed.setdefault(couple_id, [])
+        legs.append((trade.pair, str(trade.exit_reason), float(trade.close_profit_abs or 0.0)))
+        if len(legs) == 2:
+            del self._closed[couple_id]
+            reasons = {r for _, r, _ in legs}
+            reason = reasons.pop() if len(reasons) == 1 else ", ".join(
+                f"{p.split('/')[0]} {r}" for p, r, _ in legs
+            )
+            self._notify(messages.couple_closed(
+                couple_id, reason, sum(v for _, _, v in legs), self.config["stake_currency"]
+            ))
+
+    def _notify(self, text: str) -> None:
+        logger.info(text)
+        if self.dp is not None:
+            self.dp.send_msg(text, always_send=True)
+
+    def bot_loop_start(self, current_time: datetime, **kwargs) -> None:
+        """Live: report a change of the market regime once, when it happens."""
+        if self._backtesting() or self._regime is None or not len(self._regime):
+            return
+        code = self._regime[-1]
+        name = Regime(int(code)).name if np.isfinite(code) else "UNKNOWN"
+        if self._last_regime is not None and name != self._last_regime:
+            mult = self.regime_multiplier(Regime(int(code))) if np.isfinite(code) else 0.0
+            blocked = bool(self._blocked[-1]) if self._blocked is not None else False
+            self._notify(messages.regime_changed(self._last_regime, name, mult, blocked))
+        self._last_regime = name
 
     # ------------------------------------------------------------------ exits
     def custom_exit(self, pair: str, trade: Trade, current_time: datetime, current_rate: float,
@@ -510,7 +558,10 @@ class CointPairsStrategy(IStrategy):
         # bot loop before any exit check.
         grace = self._backtesting() and pd.Timestamp(trade.open_date_utc) >= candle
         if lone_leg(partner_open=partner is not None, opened_this_candle=grace):
-            logger.warning("statarb: %s leg of %s is alone; closing it", pair, couple_id)
+            self._notify(messages.leg_incident(
+                couple_id, pair, f"is alone (partner {partner_pair} is not open)",
+                "closing it at market",
+            ))
             return "partner_exit"
         if partner is None:
             return None

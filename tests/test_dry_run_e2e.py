@@ -164,5 +164,11 @@ def test_dry_run_trades_the_published_couples_and_keeps_legs_together(bot) -> No
     assert closed[first["x"]]["exit_reason"] == "force_exit"
     print(f"partner closed {elapsed:.1f} s after the forced exit (loop {THROTTLE_S} s)")
     assert elapsed <= 2 * THROTTLE_S + 3
-    assert " - ERROR - " not in log.read_text()
+    text = log.read_text()
+    assert " - ERROR - " not in text
+    # The strategy's notifications went through Freqtrade's RPC (Telegram, webhook).
+    for kind in (f"couple opened {first['name']}@", f"leg incident {first['name']}@",
+                 f"couple closed {first['name']}@"):
+        assert f"Sending rpc strategy_msg: statarb {kind}" in text, kind
+    assert "force_exit" in text.split("statarb couple closed")[-1].splitlines()[0]
     assert not bot["sim"].stats.unhandled, bot["sim"].stats.unhandled

@@ -109,3 +109,18 @@ def test_settings_defaults_and_units() -> None:
 def test_settings_reject_bad_values_by_name(section: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         StrategySettings.from_config({"statarb": section}, H)
+
+
+def test_notification_texts_name_the_couple_and_what_happened() -> None:
+    from statarb import messages
+
+    opened = messages.couple_opened("ETH~BTC@2025-01-01T00:00", "ETH/USDT:USDT",
+                                    "BTC/USDT:USDT", True, False, 0.9, -2.31, 1.0, 0.01)
+    assert opened == ("statarb couple opened ETH~BTC@2025-01-01T00:00: long 1 ETH/USDT:USDT, "
+                      "short 0.01 BTC/USDT:USDT; beta 0.9000, z -2.31")
+    closed = messages.couple_closed("ETH~BTC@x", "z_exit", -1.234, "USDT")
+    assert closed == "statarb couple closed ETH~BTC@x: z_exit; combined P&L of both legs -1.23 USDT"
+    assert messages.leg_incident("C@t", "ETH/USDT:USDT", "is alone", "closing it").startswith(
+        "statarb leg incident C@t: ETH/USDT:USDT is alone")
+    assert "x0.25" in messages.regime_changed("HIGH", "EXTREME", 0.25, False)
+    assert "blocked" in messages.regime_changed("HIGH", "EXTREME", 0.25, True)

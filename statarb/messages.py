@@ -1,0 +1,40 @@
+"""Texts of the strategy's notifications (Telegram, webhook ``strategy_msg``).
+
+Why one module: operators act on these messages, so their wording is part of the product
+(the README's operator section explains each one) and is tested like code. Every message
+starts with ``statarb`` and a kind so it can be filtered: ``couple opened``, ``couple
+closed``, ``leg incident``, ``regime``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["couple_closed", "couple_opened", "leg_incident", "regime_changed"]
+
+
+def couple_opened(
+    couple_id: str, y: str, x: str, y_long: bool, x_long: bool, beta: float, z: float,
+    amount_y: float, amount_x: float,
+) -> str:
+    side = {True: "long", False: "short"}
+    return (
+        f"statarb couple opened {couple_id}: {side[y_long]} {amount_y:g} {y}, "
+        f"{side[x_long]} {amount_x:g} {x}; beta {beta:.4f}, z {z:+.2f}"
+    )
+
+
+def couple_closed(couple_id: str, reason: str, pnl_abs: float, stake: str) -> str:
+    return (
+        f"statarb couple closed {couple_id}: {reason}; combined P&L of both legs "
+        f"{pnl_abs:+.2f} {stake}"
+    )
+
+
+def leg_incident(couple_id: str, pair: str, what: str, action: str) -> str:
+    return f"statarb leg incident {couple_id}: {pair} {what}; {action}"
+
+
+def regime_changed(old: str, new: str, multiplier: float, blocked: bool) -> str:
+    entries = "new entries blocked (shock cooldown)" if blocked else (
+        f"new couples sized x{multiplier:g}"
+    )
+    return f"statarb regime {old} -> {new}: {entries}"
