@@ -124,3 +124,54 @@ def test_notification_texts_name_the_couple_and_what_happened() -> None:
         "statarb leg incident C@t: ETH/USDT:USDT is alone")
     assert "x0.25" in messages.regime_changed("HIGH", "EXTREME", 0.25, False)
     assert "blocked" in messages.regime_changed("HIGH", "EXTREME", 0.25, True)
+
+
+# ---------------------------------------------------------------- live incidents
+def test_partial_entry_keeps_the_hedge_ratio_or_abandons() -> None:
+    from statarb.legs import partial_entry
+
+    kept = partial_entry(target=10.0, filled=6.0, partner_target=3.0, partner_step=0.01)
+    assert (kept.action, kept.fill_ratio, kept.partner_amount) == ("resize_partner", 0.6, 1.8)
+    at = partial_entry(target=10.0, filled=5.0, partner_target=3.0, partner_step=0.1)
+    assert (at.action, at.partner_amount) == ("resize_partner", 1.5)
+    gone = partial_entry(target=10.0, filled=1.0, partner_target=3.0, partner_step=0.01)
+    assert (gone.action, gone.partner_amount) == ("abandon", 0.0)
+    # Rounded down to the step: never more hedge than the filled leg supports.
+    assert partial_entry(10.0, 7.77, 3.0, 0.1).partner_amount == 2.3
+    with pytest.raises(ValueError, match="target=0"):
+        partial_entry(0.0, 1.0, 3.0, 0.1)
+
+
+def test_second_leg_failure_never_duplicates_and_escalates() -> None:
+    from statarb.legs import backoff, second_leg_failure
+
+    assert second_leg_failure("FILLED", 0).action == "adopt_ghost"
+    assert second_leg_failure("PARTIALLY_FILLED", 3).action == "adopt_ghost"
+    assert second_leg_failure("NEW", 0).action == "wait_ghost"
+    first = second_leg_failure(None, 0)
+    assert (first.action, first.delay_s, first.stop_entries) == ("close_first", 1.0, False)
+    assert second_leg_failure(None, 3).delay_s == 8.0
+    manual = second_leg_failure(None, 5, max_attempts=5)
+    assert manual.action == "manual" and manual.stop_entries
+    assert backoff(10) == 60.0 and backoff(0, base_s=0.5) == 0.5
+
+
+def test_reconcile_repairs_every_kind_of_mismatch() -> None:
+    from statarb.legs import LegRecord, reconcile
+
+    legs = [
+        LegRecord(1, "ETH/USDT:USDT", "ETH~BTC@t", 1.0),
+        LegRecord(2, "BTC/USDT:USDT", "ETH~BTC@t", -0.02),  # hedged couple
+        LegRecord(3, "SOL/USDT:USDT", "SOL~AVAX@t", 5.0),  # partner missing in the database
+        LegRecord(4, "LTC/USDT:USDT", "LTC~XRP@t", 2.0),  # LTC liquidated on the exchange
+        LegRecord(5, "XRP/USDT:USDT", "LTC~XRP@t", -100.0),
+    ]
+    positions = {"ETH/USDT:USDT": 1.0, "BTC/USDT:USDT": -0.02, "SOL/USDT:USDT": 5.0,
+                 "XRP/USDT:USDT": -100.0, "ADA/USDT:USDT": 30.0}  # ADA: crash between legs
+    got = {(r.action, r.pair) for r in reconcile(legs, positions)}
+    assert got == {
+        ("keep", "ETH/USDT:USDT"), ("keep", "BTC/USDT:USDT"),
+        ("close_trade", "SOL/USDT:USDT"),
+        ("forget_trade", "LTC/USDT:USDT"), ("close_trade", "XRP/USDT:USDT"),
+        ("close_position", "ADA/USDT:USDT"),
+    }
