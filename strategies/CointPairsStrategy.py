@@ -28,14 +28,17 @@ from freqtrade.persistence import Order, Trade
 from freqtrade.strategy import DecimalParameter, IStrategy
 
 from statarb import messages, published
+from statarb.ft.exchange import open_positions
 from statarb.ft.markets import leg_limits
 from statarb.legs import (
     CoupleTicket,
+    LegRecord,
     amount_mismatch,
     first_leg_refusal,
     leg_tag,
     lone_leg,
     parse_leg_tag,
+    reconcile,
     second_leg_refusal,
 )
 from statarb.regime import Regime, market_regime
@@ -140,6 +143,7 @@ class CointPairsStrategy(IStrategy):
         self._entered: dict[str, set[str]] = {}  # couple id -> roles filled
         self._closed: dict[str, list[tuple[str, str, float]]] = {}  # couple id -> legs closed
         self._last_regime: str | None = None
+        self._to_close: dict[int, str] = {}  # trade id -> why reconciliation closes it
 
     @property
     def protections(self) -> list[dict[str, Any]]:  # type: ignore[override]
@@ -525,6 +529,42 @@ class CointPairsStrategy(IStrategy):
         if self.dp is not None:
             self.dp.send_msg(text, always_send=True)
 
+    def bot_start(self, **kwargs) -> None:
+        """Dry-run and live: reconcile the open legs after a (re)start, and log every action.
+
+        Legs come from the trade database (couple id from custom data, or from the tag if
+        the bot stopped before it was stored); positions from the exchange (dry-run: the
+        database itself, which has no exchange positions to compare with).
+        """
+        if self.dp is None or self._backtesting():
+            return
+        legs: list[LegRecord] = []
+        for t in Trade.get_open_trades():
+            couple_id = t.get_custom_data("couple_id")
+            parsed = parse_leg_tag(t.enter_tag)
+            if couple_id is None and parsed is not None:
+                couple_id = f"{parsed[0]}@{pd.Timestamp(t.open_date_utc):%Y-%m-%dT%H:00}"
+            signed = -t.amount if t.is_short else t.amount
+            legs.append(LegRecord(t.id, t.pair, couple_id, signed))
+        if self.config.get("dry_run", True):
+            positions = {leg.pair: leg.amount for leg in legs}
+        else:
+            try:
+                positions = open_positions(self.dp)
+            except Exception as exc:  # keep running; the legs are still watched per loop
+                logger.warning("statarb: cannot read positions to reconcile (%s)", exc)
+                positions = {leg.pair: leg.amount for leg in legs}
+        for repair in reconcile(legs, positions):
+            logger.info("statarb reconcile: %s %s (trade %s): %s", repair.action, repair.pair,
+                        repair.trade_id, repair.reason)
+            if repair.action == "close_trade" and repair.trade_id is not None:
+                self._to_close[repair.trade_id] = repair.reason
+            elif repair.action in ("forget_trade", "close_position"):
+                self._notify(messages.leg_incident(
+                    "reconcile", repair.pair, repair.reason,
+                    "manual intervention required: check the position on the exchange",
+                ))
+
     def bot_loop_start(self, current_time: datetime, **kwargs) -> None:
         """Live: report a change of the market regime once, when it happens."""
         if self._backtesting() or self._regime is None or not len(self._regime):
@@ -540,6 +580,13 @@ class CointPairsStrategy(IStrategy):
     # ------------------------------------------------------------------ exits
     def custom_exit(self, pair: str, trade: Trade, current_time: datetime, current_rate: float,
                     current_profit: float, **kwargs) -> str | None:
+        orphan = self._to_close.pop(trade.id, None)
+        if orphan is not None:
+            self._notify(messages.leg_incident(
+                str(trade.get_custom_data("couple_id") or trade.enter_tag), pair,
+                f"found alone at start ({orphan})", "closing it at market",
+            ))
+            return "reconcile_orphan"
         couple_id = trade.get_custom_data("couple_id")
         if couple_id is None:
             return None  # not a couple leg

@@ -12,6 +12,7 @@ import json
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -57,55 +58,77 @@ def _wait(what: str, check: Callable[[], Any], timeout: float, proc: subprocess.
     pytest.fail(f"timed out after {timeout} s waiting for {what}:\n" + log.read_text()[-4000:])
 
 
+class Bot:
+    """A `freqtrade trade --dry-run` process on a temp user dir, restartable on the same
+    database; `stop()` always leaves nothing running."""
+
+    def __init__(self, tmp_path: Path, sim: SimServer) -> None:
+        self.tmp, self.sim = tmp_path, sim
+        self.user_data = tmp_path / "user_data"
+        for sub in ("data", "logs", "backtest_results"):
+            (self.user_data / sub).mkdir(parents=True, exist_ok=True)
+        self.db = tmp_path / "dryrun.sqlite"
+        self.overlay = write_overlay(DEFAULT_OVERLAY, sim.port, DATADIR, tmp_path)
+        self.proc: subprocess.Popen | None = None
+        self.runs = 0
+
+    def start(self) -> None:
+        api_port = _free_port()
+        extra = self.tmp / "config.e2e.json"
+        extra.write_text(json.dumps({
+            "user_data_dir": str(self.user_data),
+            "api_server": {"listen_port": api_port},
+            "internals": {"process_throttle_secs": THROTTLE_S},
+        }))
+        self.runs += 1
+        self.log = self.tmp / f"freqtrade-{self.runs}.log"
+        cmd = [
+            FREQTRADE, "trade", "--config", "config.json", "--config", str(self.overlay),
+            "--config", str(extra), "--strategy", "CointPairsStrategy",
+            "--db-url", f"sqlite:///{self.db}",
+        ]
+        with self.log.open("w") as out:
+            self.proc = subprocess.Popen(cmd, cwd=REPO, env=offline_env(**API_CREDENTIALS),
+                                         stdout=out, stderr=subprocess.STDOUT)
+        self.client = FtRestClient(
+            f"http://127.0.0.1:{api_port}",
+            API_CREDENTIALS["FREQTRADE__API_SERVER__USERNAME"],
+            API_CREDENTIALS["FREQTRADE__API_SERVER__PASSWORD"],
+        )
+        _wait("the REST API", lambda: self.client.ping() == {"status": "pong"}, 60,
+              self.proc, self.log)
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
 @pytest.fixture
-def bot(tmp_path: Path) -> Iterator[dict[str, Any]]:
+def bot(tmp_path: Path) -> Iterator[Bot]:
     require_shared()
-    user_data = tmp_path / "user_data"
-    for sub in ("data", "logs", "backtest_results"):
-        (user_data / sub).mkdir(parents=True)
-    api_port = _free_port()
-    extra = tmp_path / "config.e2e.json"
-    extra.write_text(json.dumps({
-        "user_data_dir": str(user_data),
-        "api_server": {"listen_port": api_port},
-        "internals": {"process_throttle_secs": THROTTLE_S},
-    }))
-    log = tmp_path / "freqtrade.log"
     clock = ReplayClock.shifted_to_now(REPLAY_START)
     with SimServer(datadir=DATADIR, markets=MARKETS, port=0, clock=clock) as sim:
-        overlay = write_overlay(DEFAULT_OVERLAY, sim.port, DATADIR, tmp_path)
-        cmd = [
-            FREQTRADE, "trade", "--config", "config.json", "--config", str(overlay),
-            "--config", str(extra), "--strategy", "CointPairsStrategy",
-            "--db-url", f"sqlite:///{tmp_path / 'dryrun.sqlite'}",
-        ]
-        out = log.open("w")
-        proc = subprocess.Popen(cmd, cwd=REPO, env=offline_env(**API_CREDENTIALS),
-                                stdout=out, stderr=subprocess.STDOUT)
+        runner = Bot(tmp_path, sim)
         try:
-            client = FtRestClient(
-                f"http://127.0.0.1:{api_port}",
-                API_CREDENTIALS["FREQTRADE__API_SERVER__USERNAME"],
-                API_CREDENTIALS["FREQTRADE__API_SERVER__PASSWORD"],
-            )
-            yield {"client": client, "proc": proc, "log": log, "user_data": user_data,
-                   "sim": sim}
+            runner.start()
+            yield runner
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
-            out.close()
+            runner.stop()
 
 
-def test_dry_run_trades_the_published_couples_and_keeps_legs_together(bot) -> None:
-    client: FtRestClient = bot["client"]
-    proc, log = bot["proc"], bot["log"]
-    _wait("the REST API", lambda: client.ping() == {"status": "pong"}, 60, proc, log)
-    selection_file = bot["user_data"] / "statarb_selection.json"
+def test_dry_run_trades_the_published_couples_and_keeps_legs_together(bot: Bot) -> None:
+    client, proc, log = bot.client, bot.proc, bot.log
+    selection_file = bot.user_data / "statarb_selection.json"
     _wait("the pairlist's selection", selection_file.exists, 120, proc, log)
     selection = json.loads(selection_file.read_text())
     assert selection["couples"], selection
@@ -171,4 +194,28 @@ def test_dry_run_trades_the_published_couples_and_keeps_legs_together(bot) -> No
                  f"couple closed {first['name']}@"):
         assert f"Sending rpc strategy_msg: statarb {kind}" in text, kind
     assert "force_exit" in text.split("statarb couple closed")[-1].splitlines()[0]
-    assert not bot["sim"].stats.unhandled, bot["sim"].stats.unhandled
+    assert not bot.sim.stats.unhandled, bot.sim.stats.unhandled
+
+
+def test_kill9_then_restart_closes_a_leg_left_alone(bot: Bot) -> None:
+    """A crash between the two legs: kill -9 once both legs are in the database, drop the
+    second leg's row (the order that never got recorded), restart on the same database.
+    The database must still open, and the restart must close the lone leg."""
+    client = bot.client
+    trades = _wait("both legs", lambda: s if len(s := client.status()) == 2 else None, 120,
+                   bot.proc, bot.log)
+    bot.kill9()
+    lone, gone = sorted(trades, key=lambda t: t["trade_id"])
+    with sqlite3.connect(bot.db) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        for table in ("orders", "trade_custom_data", "trades"):
+            column = "ft_trade_id" if table != "trades" else "id"
+            db.execute(f"DELETE FROM {table} WHERE {column} = ?", (gone["trade_id"],))
+    bot.start()
+    _wait("the lone leg to close", lambda: bot.client.status() == [], 60, bot.proc, bot.log)
+    closed = {t["trade_id"]: t for t in bot.client.trades()["trades"]}
+    assert closed[lone["trade_id"]]["exit_reason"] == "reconcile_orphan"
+    text = bot.log.read_text()
+    assert "statarb reconcile: close_trade " + lone["pair"] in text
+    assert "Sending rpc strategy_msg: statarb leg incident" in text
+    assert " - ERROR - " not in text
