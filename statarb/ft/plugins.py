@@ -12,7 +12,9 @@ Nothing in Freqtrade's files is edited; instead:
    until Freqtrade is imported: when ``freqtrade.constants`` is executed it appends the
    package's pairlist names to ``AVAILABLE_PAIRLISTS`` (the config schema's enum is that
    same list object), and when ``freqtrade.resolvers.pairlist_resolver`` is executed it
-   adds the package's pairlist directories to ``PairListResolver``'s search path.
+   adds the package's pairlist directories to ``PairListResolver``'s search path; and when
+   ``freqtrade.rpc.telegram`` is executed it lets ``STATARB_TELEGRAM_API_URL`` point the
+   Telegram bot at another Bot API server (see :mod:`statarb.ft.telegram`).
 
 The hook only runs on the Freqtrade version this package supports: importing this module
 imports :mod:`statarb.ft`, whose version guard raises on any other version (Python then
@@ -34,6 +36,7 @@ from types import ModuleType
 from typing import Any
 
 from statarb.ft import FREQTRADE_VERSION
+from statarb.ft.telegram import patch_telegram
 
 __all__ = [
     "FREQTRADE_VERSION",
@@ -43,6 +46,7 @@ __all__ = [
     "pairlist_dirs",
     "patch_constants",
     "patch_resolver",
+    "patch_telegram",
 ]
 
 PAIRLISTS = ("CointegrationFilter",)
@@ -89,6 +93,8 @@ def patch_resolver(module: ModuleType) -> None:
 _PATCHES: dict[str, Callable[[ModuleType], None]] = {
     "freqtrade.constants": patch_constants,
     "freqtrade.resolvers.pairlist_resolver": patch_resolver,
+    # Only acts when STATARB_TELEGRAM_API_URL is set (tests: a fake Bot API on loopback).
+    "freqtrade.rpc.telegram": patch_telegram,
 }
 
 
