@@ -12,9 +12,18 @@ shift the replay to now: every served time moves by a whole number of hours
 (``sim.offset_ms``) and the replay runs in real time from ``start``'s hour::
 
     SimServer(port=0, clock=ReplayClock.shifted_to_now("2025-06-01T10:00:00Z"))
+
+It also runs a simulated futures account behind the signed endpoints (any signature, any
+API key), so ``freqtrade trade`` with ``dry_run: false`` trades against the replay: orders
+match at the replayed price (:mod:`statarb.sim.matching`), faults are scripted per scenario
+(``sim.faults.add("partial", symbol="BTCUSDT", ratio=0.3)`` or ``POST /_sim/faults``, see
+:mod:`statarb.sim.faults`) and every order event lands in ``sim.journal``
+(``GET /_sim/journal``).
 """
 
 from statarb.sim.clock import ReplayClock, parse_instant
+from statarb.sim.faults import Fault
+from statarb.sim.journal import naked_intervals
 from statarb.sim.market_data import DEFAULT_DATADIR, DEFAULT_MARKETS, REPO_ROOT, MarketData
 from statarb.sim.server import SimServer
 
@@ -22,8 +31,10 @@ __all__ = [
     "DEFAULT_DATADIR",
     "DEFAULT_MARKETS",
     "REPO_ROOT",
+    "Fault",
     "MarketData",
     "ReplayClock",
     "SimServer",
+    "naked_intervals",
     "parse_instant",
 ]

@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the simulator in the foreground until Ctrl-C or SIGTERM."""
     parser = argparse.ArgumentParser(
         prog="python -m statarb.sim",
-        description="Local Binance USDT-M public REST simulator over recorded data.",
+        description="Local Binance USDT-M REST simulator (public data and a simulated account).",
     )
     add_data_arguments(parser)
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s)")
@@ -110,6 +110,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         default=DEFAULT_PORT,
         help="port, 0 for any free port (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--wallet",
+        type=float,
+        default=10_000,
+        help="USDT in the simulated futures account (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--slippage-bps",
+        type=float,
+        default=0.0,
+        help="MARKET fills move this many bps against the taker (default: %(default)s)",
     )
     parser.add_argument(
         "--log-level",
@@ -130,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=args.port,
             market_data=market_data,
             clock=clock_from_arguments(args, market_data),
+            wallet=args.wallet,
+            slippage_bps=args.slippage_bps,
         )
     except OSError as exc:
         print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)

@@ -9,8 +9,11 @@ went through the simulator and that nothing unhandled was asked for.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
+import struct
 import threading
 import time
 from collections import Counter
@@ -20,9 +23,15 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from statarb.sim import control
 from statarb.sim.api import EXCHANGE_INFO, ROUTES, BinanceError
 from statarb.sim.clock import HOUR_MS, ReplayClock, format_instant
+from statarb.sim.control import PREFIX as CONTROL_PREFIX
+from statarb.sim.faults import FaultBook
+from statarb.sim.journal import Journal
 from statarb.sim.market_data import DEFAULT_DATADIR, DEFAULT_MARKETS, MarketData
+from statarb.sim.matching import Account
+from statarb.sim.private import Dropped, PrivateApi, Stall
 from statarb.sim.shift import shift_answer, shift_query
 
 logger = logging.getLogger("statarb.sim")
@@ -69,11 +78,24 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         started = time.perf_counter()
         length = self.headers.get("Content-Length", "0")
+        raw = b""
         if length.isdigit() and int(length) > 0:
-            self.rfile.read(int(length))  # drain a body so the keep-alive stream stays aligned
+            raw = self.rfile.read(int(length))  # read the body so keep-alive stays aligned
         parts = urlsplit(self.path)
         path = parts.path.rstrip("/") or "/"
-        status, body, handled = self._dispatch(path, parts.query)
+        try:
+            status, body, handled = self._dispatch(path, parts.query, raw)
+        except Dropped:
+            self.server.stats.record(path, True)
+            self._cut()
+            return
+        except Stall as stall:
+            self.server.stats.record(path, True)
+            time.sleep(stall.seconds)
+            if stall.respond is None:
+                self._cut()
+                return
+            status, body, handled = stall.respond, _json(_timeout_body()), True
         weight = self.server.stats.record(path, handled)
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -91,14 +113,43 @@ class _Handler(BaseHTTPRequestHandler):
             (time.perf_counter() - started) * 1000,
         )
 
-    def _dispatch(self, path: str, query: str) -> tuple[int, bytes, bool]:
+    def _cut(self) -> None:
+        """Close the connection with no answer, the way a dropped link looks to the client."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            linger = struct.pack("ii", 1, 0)  # reset, not a graceful close
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+
+    def _dispatch(self, path: str, query: str, raw: bytes) -> tuple[int, bytes, bool]:
+        private = self.server.private
+        try:
+            if path.startswith(CONTROL_PREFIX + "/") or path == CONTROL_PREFIX:
+                params = dict(parse_qsl(query, keep_blank_values=True))
+                return 200, _json(control.handle(private, self.command, path, params, raw)), True
+            params = dict(parse_qsl(query, keep_blank_values=True))
+            if raw and "json" not in self.headers.get("Content-Type", ""):
+                params.update(parse_qsl(raw.decode(errors="replace"), keep_blank_values=True))
+            api_key = self.headers.get("X-MBX-APIKEY")
+            # A bare request (no key, no signature) is no API call at all: answered as an
+            # unknown path, like before the account existed, and counted as unhandled.
+            signed = bool(api_key) or "signature" in params
+            if signed and private.handles(self.command, path):
+                return 200, _json(private.handle(self.command, path, params, api_key)), True
+        except BinanceError as err:
+            return err.status, _json(err.body()), True
+        except (Dropped, Stall):
+            raise
+        except Exception:
+            logger.exception("internal error serving %s %s", self.command, self.path)
+            return 500, _json(_internal_error()), True
+        return self._dispatch_public(path, query)
+
+    def _dispatch_public(self, path: str, query: str) -> tuple[int, bytes, bool]:
         if self.command != "GET":
-            logger.info(
-                "unhandled %s %s (simulator serves public GET endpoints only)", self.command, path
-            )
+            logger.info("unhandled %s %s", self.command, path)
             return 404, _json(_not_found(self.command, path)), False
         if path == EXCHANGE_INFO:
-            return 200, self.server.market_data.exchange_info_bytes, True
+            return 200, self.server.private.exchange_info_bytes(), True
         handler = ROUTES.get(path)
         if handler is None:
             logger.info("unhandled GET %s", self.path)
@@ -116,11 +167,10 @@ class _Handler(BaseHTTPRequestHandler):
             return err.status, _json(err.body()), True
         except Exception:
             logger.exception("internal error serving %s", self.path)
-            body = {"code": -1000, "msg": "An unknown error occurred while processing the request."}
-            return 500, _json(body), True
+            return 500, _json(_internal_error()), True
         return 200, _json(result), True
 
-    # Private/trading endpoints are not simulated; answer them in JSON rather than 501 HTML.
+    # Every method goes through the same routing; unknown ones get Binance's JSON 404.
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = do_GET
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -134,6 +184,18 @@ def _not_found(method: str, path: str) -> dict[str, Any]:
     return {"code": -5000, "msg": f"Path {path}, Method {method} is invalid"}
 
 
+def _internal_error() -> dict[str, Any]:
+    return {"code": -1000, "msg": "An unknown error occurred while processing the request."}
+
+
+def _timeout_body() -> dict[str, Any]:
+    return {
+        "code": -1007,
+        "msg": "Timeout waiting for response from backend server. "
+        "Send status unknown; execution status unknown.",
+    }
+
+
 def _json(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
@@ -143,11 +205,16 @@ class _SimHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(
-        self, address: tuple[str, int], market_data: MarketData, clock: ReplayClock
+        self,
+        address: tuple[str, int],
+        market_data: MarketData,
+        clock: ReplayClock,
+        private: PrivateApi,
     ) -> None:
         super().__init__(address, _Handler)
         self.market_data = market_data
         self.clock = clock
+        self.private = private
         self.stats = RequestStats()
 
 
@@ -174,6 +241,8 @@ class SimServer:
         clock: ReplayClock | None = None,
         market_data: MarketData | None = None,
         shift_to_now: bool = False,
+        wallet: float = 10_000,
+        slippage_bps: float = 0,
     ) -> None:
         self.market_data = market_data or MarketData(datadir, markets)
         if shift_to_now and clock is None:
@@ -192,7 +261,10 @@ class SimServer:
                 self.offset_ms // HOUR_MS,
                 format_instant(self.clock.start_ms),
             )
-        self._httpd = _SimHTTPServer((host, port), self.market_data, self.clock)
+        self.private = PrivateApi(
+            self.market_data, self.clock, wallet=wallet, slippage_bps=slippage_bps
+        )
+        self._httpd = _SimHTTPServer((host, port), self.market_data, self.clock, self.private)
         self._thread: threading.Thread | None = None
 
     @property
@@ -216,6 +288,25 @@ class SimServer:
     @property
     def stats(self) -> RequestStats:
         return self._httpd.stats
+
+    @property
+    def faults(self) -> FaultBook:
+        """Arm faults: ``sim.faults.add("reject", symbol="BTCUSDT", code=-2019)``."""
+        return self.private.faults
+
+    @property
+    def journal(self) -> Journal:
+        """Every order event and position change of the simulated account."""
+        return self.private.journal
+
+    @property
+    def account(self) -> Account:
+        """The simulated account (read it under ``sim.private.lock`` while trading runs)."""
+        return self.private.account
+
+    def reset(self, wallet: float | None = None) -> None:
+        """Fresh account, empty journal, no faults."""
+        self.private.reset(wallet)
 
     def start(self) -> SimServer:
         """Serve in a daemon thread and return immediately."""
