@@ -34,7 +34,7 @@ API_ENV ?= user_data/.api_credentials.env
 WITH_API_ENV = if [ -z "$${FREQTRADE__API_SERVER__PASSWORD:-}" ]; then \
 	$(BIN)/python -m statarb.credentials $(API_ENV) && set -a && . ./$(API_ENV) && set +a; fi;
 
-.PHONY: help install lock test lint scan backtest hyperopt report dry-run test-pairlist sim bench bench-backtest clean
+.PHONY: help install lock test lint scan backtest hyperopt report dry-run test-pairlist chaos sim bench bench-backtest clean
 
 help:
 	@echo "make install   create .venv with pinned freqtrade, statsmodels, TA-Lib ... (idempotent)"
@@ -43,6 +43,7 @@ help:
 	@echo "make hyperopt  short offline hyperopt of the z thresholds, time stop and regime multipliers on IS_TIMERANGE=$(IS_TIMERANGE)"
 	@echo "make dry-run   freqtrade trade --dry-run offline: simulator replaying REPLAY_START=$(REPLAY_START) as now, REST API/FreqUI on 127.0.0.1:8080"
 	@echo "make test-pairlist  plain freqtrade test-pairlist with the CointegrationFilter, offline"
+	@echo "make chaos     live-mode fault scenarios against the simulator, with a summary table"
 	@echo "make report    per-couple table and equity chart of the latest backtest (user_data/report/)"
 	@echo "make scan      cointegration scan of the shared data -> $(SCAN_OUT)/ (SCAN_ARGS='--days 60')"
 	@echo "make sim       run the Binance USDT-M simulator in the foreground on port $(SIM_PORT)"
@@ -108,6 +109,9 @@ test-pairlist: install
 	$(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) \
 		--start $(REPLAY_START) --shift-to-now -- \
 		$(BIN)/freqtrade test-pairlist --config $(CONFIG) --config $(OFFLINE)
+
+chaos: install
+	$(BIN)/python -m statarb.chaos $(CHAOS_ARGS)
 
 report: install
 	$(BIN)/python -m statarb.report --datadir $(DATADIR) $(REPORT_ARGS)

@@ -430,6 +430,11 @@ class CointPairsStrategy(IStrategy):
         step = self.dp.market(pair)["precision"]["amount"] if self.dp.market(pair) else 0.0
         if ticket.accepted:  # second leg
             reason = second_leg_refusal(ticket, role, amount, step or 0.0)
+            if reason is None and not Trade.get_trades_proxy(pair=partner, is_open=True):
+                # The first leg failed or was closed since (its partner_exit): a second leg
+                # now would be a new lone leg.
+                reason = "the first leg is no longer open"
+                ticket.refused = reason
         else:
             reason = ticket.refused or amount_mismatch(ticket, role, amount, step or 0.0)
             if reason is None:

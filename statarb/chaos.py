@@ -1,0 +1,566 @@
+"""Chaos scenarios: ``freqtrade trade`` in LIVE mode against the private simulator, with one
+scripted exchange fault per scenario, judged on what the exchange account went through.
+
+A pairs bot is only as safe as its worst couple entry: one leg filled while its partner is
+flat is an unhedged position. Each scenario starts the simulator shifted to now at the
+Makefile's ``REPLAY_START`` (where the strategy opens WLD~ARB on its first loop, the y leg
+WLD first, the x leg ARB about 0.2 s later), starts the bot with ``dry_run: false`` and dummy
+keys in a temporary directory, arms the scenario's fault at the moment it matters, waits
+for the account to go quiet and stops everything, failure or not.
+
+The verdict comes from the simulator's journal, not from the bot's own view, because the
+bot's view is exactly what a fault can corrupt. A scenario passes when
+
+* every couple ends flat or with both legs open in the hedge ratio (within 5 %),
+* the time one leg was held while its partner was flat (naked exposure) stays under
+  :data:`NAKED_BOUND_S`: three bot loops plus one order's latency,
+* no order was sent twice (same symbol, side and quantity within one second).
+
+A scenario the strategy cannot handle reports FAIL with the measured numbers; the bounds are
+never loosened to make one pass.
+
+    python -m statarb.chaos                 # every scenario
+    python -m statarb.chaos --only ghost_order_second_leg --only forceexit_one_leg
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from statarb.credentials import credentials
+from statarb.sim import DEFAULT_DATADIR, DEFAULT_MARKETS, REPO_ROOT, ReplayClock, SimServer
+from statarb.sim.journal import Entry, naked_intervals
+from statarb.sim.run import DEFAULT_OVERLAY, write_overlay
+
+THROTTLE_S = 2
+"""``process_throttle_secs`` of every run: one bot loop."""
+ORDER_LATENCY_S = 2.0
+"""One order's round trip at worst in these scenarios (the simulator's stall is 2 s)."""
+NAKED_BOUND_S = 3 * THROTTLE_S + ORDER_LATENCY_S
+"""A lone leg must be hedged or closed within three bot loops plus one order."""
+RATIO_TOLERANCE = 0.05
+DUPLICATE_WINDOW_MS = 1000
+QUIET_S = 4 * THROTTLE_S
+"""The account is settled when the journal has not moved for four loops, no order open."""
+SETTLE_MAX_S = 75.0
+"""Upper bound on the wait for a settled account after the fault; then it is judged as is."""
+FIRST_ORDER_TIMEOUT_S = 240.0
+"""Start-up (pairlist, history, first analysis) until the first leg's order."""
+
+Y_SYMBOL, X_SYMBOL = "WLDUSDT", "ARBUSDT"
+LIVE_KEYS = {
+    "FREQTRADE__EXCHANGE__KEY": "sim-dummy-key",
+    "FREQTRADE__EXCHANGE__SECRET": "sim-dummy-secret",
+}
+
+
+def replay_start() -> str:
+    """The Makefile's ``REPLAY_START``: the instant where the reference couple opens."""
+    text = (REPO_ROOT / "Makefile").read_text()
+    match = re.search(r"^REPLAY_START \?= (\S+)$", text, re.MULTILINE)
+    if match is None:
+        raise RuntimeError("REPLAY_START not found in the Makefile")
+    return match.group(1)
+
+
+class ChaosError(RuntimeError):
+    """The run itself went wrong (bot died, never traded): the scenario cannot be judged."""
+
+
+@dataclass
+class ScenarioResult:
+    """What one scenario measured, and the verdict against the bounds above."""
+
+    scenario: str
+    passed: bool
+    reason: str
+    naked_s: float
+    orders_sent: int
+    duplicates: int
+    final_state: str
+    workdir: str = ""
+
+    @property
+    def outcome(self) -> str:
+        return "PASS" if self.passed else "FAIL"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _offline_env(**extra: str) -> dict[str, str]:
+    """Only loopback is reachable: proxies point at a closed port, so a stray request to a
+    real host fails loudly instead of trading somewhere."""
+    closed = "http://127.0.0.1:9"
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    for key in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        env[key] = env[key.lower()] = closed
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    env.update(extra)
+    return env
+
+
+class LiveRun:
+    """The simulator plus a live-mode ``freqtrade trade`` in ``workdir``, restartable on the
+    same database; :meth:`close` always leaves nothing running."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.user_data = workdir / "user_data"
+        for sub in ("data", "logs"):
+            (self.user_data / sub).mkdir(parents=True, exist_ok=True)
+        self.db = workdir / "live.sqlite"
+        self.creds = credentials()
+        clock = ReplayClock.shifted_to_now(replay_start())
+        self.sim = SimServer(datadir=DEFAULT_DATADIR, markets=DEFAULT_MARKETS, port=0,
+                             clock=clock).start()
+        self.overlay = write_overlay(DEFAULT_OVERLAY, self.sim.port, DEFAULT_DATADIR, workdir)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.runs = 0
+        self.log = workdir / "freqtrade-0.log"
+        self.api_port = 0
+        self._hooks: list[Callable[[Entry], None]] = []
+        record = self.sim.journal.record
+
+        def recording(event: str, reason: str, **kw: Any) -> Entry:
+            entry = record(event, reason, **kw)
+            for hook in list(self._hooks):
+                hook(entry)
+            return entry
+
+        # On the simulator's thread, before the response leaves: "right after an order"
+        # means before the bot has even heard back, with no polling race.
+        self.sim.journal.record = recording  # type: ignore[method-assign]
+
+    # -- the bot process -------------------------------------------------------------
+    def start(self) -> None:
+        self.api_port = _free_port()
+        extra = self.workdir / "config.chaos.json"
+        extra.write_text(json.dumps({
+            "dry_run": False,
+            "user_data_dir": str(self.user_data),
+            "api_server": {"listen_port": self.api_port},
+            "internals": {"process_throttle_secs": THROTTLE_S},
+        }))
+        self.runs += 1
+        self.log = self.workdir / f"freqtrade-{self.runs}.log"
+        cmd = [
+            str(Path(sys.executable).parent / "freqtrade"), "trade",
+            "--config", "config.json", "--config", str(self.overlay), "--config", str(extra),
+            "--strategy", "CointPairsStrategy", "--db-url", f"sqlite:///{self.db}",
+        ]
+        with self.log.open("w") as out:
+            self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT,
+                                         env=_offline_env(**self.creds, **LIVE_KEYS),
+                                         stdout=out, stderr=subprocess.STDOUT)
+
+    def kill9(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+    def close(self) -> None:
+        try:
+            self.stop()
+        finally:
+            self.sim.stop()
+
+    def client(self) -> Any:
+        from freqtrade_client import FtRestClient  # freqtrade's client: only with freqtrade
+
+        return FtRestClient(f"http://127.0.0.1:{self.api_port}",
+                            self.creds["FREQTRADE__API_SERVER__USERNAME"],
+                            self.creds["FREQTRADE__API_SERVER__PASSWORD"])
+
+    def on_entry(self, hook: Callable[[Entry], None]) -> None:
+        self._hooks.append(hook)
+
+    # -- waiting -----------------------------------------------------------------------
+    def wait(self, what: str, check: Callable[[], Any], timeout: float) -> Any:
+        """Poll ``check`` until truthy; a dead bot or the deadline raise :class:`ChaosError`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise ChaosError(f"freqtrade exited ({self.proc.returncode}) waiting for "
+                                 f"{what}: {self.tail()}")
+            try:
+                value = check()
+            except Exception:  # the REST API is not up yet
+                value = None
+            if value:
+                return value
+            time.sleep(0.05)
+        raise ChaosError(f"timed out after {timeout:.0f} s waiting for {what}: {self.tail()}")
+
+    def tail(self, lines: int = 6) -> str:
+        try:
+            return " | ".join(self.log.read_text().splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def new_orders(self) -> list[Entry]:
+        return [e for e in self.sim.journal.entries()
+                if e["event"] == "order" and e["reason"] == "new"]
+
+    def wait_first_order(self) -> Entry:
+        return self.wait("the first leg's order", lambda: next(iter(self.new_orders()), None),
+                         FIRST_ORDER_TIMEOUT_S)
+
+    def positions(self) -> dict[str, tuple[Decimal, Decimal]]:
+        """Exchange truth: symbol -> (signed amount, entry price) of open positions."""
+        with self.sim.private.lock:
+            return {s: (p.amount, p.entry_price)
+                    for s, p in self.sim.account.positions.items() if p.amount}
+
+    def open_orders(self) -> int:
+        with self.sim.private.lock:
+            return sum(1 for o in self.sim.account.orders.values() if o.is_open)
+
+    def wait_both_open(self) -> None:
+        self.wait("both legs open", lambda: {Y_SYMBOL, X_SYMBOL} <= set(self.positions())
+                  and self.api_up() and len(self.client().status()) == 2,
+                  FIRST_ORDER_TIMEOUT_S)
+
+    def lone_leg(self) -> bool:
+        """Some couple holds one leg only: the bot still has work to do, keep watching."""
+        held = set(self.positions())
+        return any((y in held) != (x in held) for y, x, _ in self.couples())
+
+    def api_up(self) -> bool:
+        """The REST port accepts connections (asked before the client, which prints every
+        refused connection)."""
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            return s.connect_ex(("127.0.0.1", self.api_port)) == 0
+
+    def settle(self) -> None:
+        """Wait for a quiet account (journal still, no open order, no couple on one leg)
+        or :data:`SETTLE_MAX_S`: a bot that repairs a lone leg late gets the chance to, and
+        its naked time is then measured in full."""
+        deadline = time.monotonic() + SETTLE_MAX_S
+        seen, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            n = len(self.sim.journal.entries())
+            if n != seen or self.open_orders() or self.lone_leg():
+                seen, since = n, time.monotonic()
+            elif time.monotonic() - since >= QUIET_S:
+                return
+            if self.proc is not None and self.proc.poll() is not None:
+                return  # judged as left: a dead bot is no excuse for a naked leg
+            time.sleep(0.25)
+
+    def couples(self) -> list[tuple[str, str, float]]:
+        """(y symbol, x symbol, beta) of the couples the pairlist published."""
+        path = self.user_data / "statarb_selection.json"
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return [(Y_SYMBOL, X_SYMBOL, float("nan"))]
+        return [(c["y"].split("/")[0] + "USDT", c["x"].split("/")[0] + "USDT", float(c["beta"]))
+                for c in doc.get("couples", [])]
+
+
+# ------------------------------------------------------------------------------ judging
+def duplicate_orders(orders: Sequence[Entry]) -> int:
+    """New orders repeating an earlier one (symbol, side, quantity) within one second."""
+    dups = 0
+    for i, e in enumerate(orders):
+        for prev in orders[:i]:
+            if (prev["symbol"], prev["side"], prev["qty"]) == (e["symbol"], e["side"], e["qty"]) \
+                    and 0 <= e["wall_ms"] - prev["wall_ms"] <= DUPLICATE_WINDOW_MS:
+                dups += 1
+                break
+    return dups
+
+
+def judge(name: str, run: LiveRun, notes: Sequence[str] = ()) -> ScenarioResult:
+    """The verdict from the journal and the simulated account at the end of a run."""
+    entries = run.sim.journal.entries()
+    (run.workdir / "journal.json").write_text(json.dumps(entries, indent=1))  # post-mortem
+    now_ms = int(time.time() * 1000)
+    couples = run.couples()
+    naked_ms = 0
+    for y, x, _ in couples:
+        for leg, partner in ((y, x), (x, y)):
+            naked_ms += sum(b - a for a, b in naked_intervals(entries, leg, partner,
+                                                              until=now_ms))
+    orders = [e for e in entries if e["event"] == "order" and e["reason"] == "new"]
+    dups = duplicate_orders(orders)
+    positions = run.positions()
+    states, problems = [], list(notes)
+    for y, x, beta in couples:
+        name_c = f"{y.removesuffix('USDT')}~{x.removesuffix('USDT')}"
+        py, px = positions.get(y), positions.get(x)
+        if py is None and px is None:
+            if y == Y_SYMBOL:
+                states.append(f"{name_c} flat")
+            continue
+        if py is None or px is None:
+            lone = y if py is not None else x
+            amount = (py or px)[0]  # type: ignore[index]
+            states.append(f"{name_c} naked {lone.removesuffix('USDT')} {amount:+}")
+            problems.append(f"{name_c} left with one leg")
+            continue
+        ratio = float(abs(px[0]) * px[1]) / float(abs(py[0]) * py[1])
+        err = ratio / abs(beta) - 1
+        same_side = (py[0] > 0) == (px[0] > 0)
+        states.append(f"{name_c} open ratio {err:+.1%} of beta")
+        if abs(err) > RATIO_TOLERANCE:
+            problems.append(f"{name_c} hedge ratio off by {err:+.1%}")
+        if same_side == (beta > 0):
+            problems.append(f"{name_c} legs on the wrong sides")
+    others = sorted(set(positions) - {s for c in couples for s in c[:2]})
+    if others:
+        states.append("stray " + ", ".join(s.removesuffix("USDT") for s in others))
+        problems.append("positions outside the couples")
+    if run.open_orders():
+        problems.append(f"{run.open_orders()} order(s) still open")
+    naked_s = naked_ms / 1000
+    if naked_s > NAKED_BOUND_S:
+        problems.append(f"naked {naked_s:.1f} s > {NAKED_BOUND_S:.0f} s")
+    if dups:
+        problems.append(f"{dups} duplicate order(s)")
+    return ScenarioResult(
+        scenario=name, passed=not problems, reason="; ".join(problems) or "ok",
+        naked_s=round(naked_s, 2), orders_sent=len(orders), duplicates=dups,
+        final_state="; ".join(states) or "flat", workdir=str(run.workdir),
+    )
+
+
+@contextlib.contextmanager
+def live_run(workdir: Path | None) -> Iterator[LiveRun]:
+    """A :class:`LiveRun` in ``workdir`` (default: a fresh temporary directory, kept for its
+    logs), closed on the way out whatever happened."""
+    path = workdir or Path(tempfile.mkdtemp(prefix="statarb-chaos-"))
+    path.mkdir(parents=True, exist_ok=True)
+    run = LiveRun(path)
+    try:
+        yield run
+    finally:
+        run.close()
+
+
+def _scenario(name: str, workdir: Path | None, act: Callable[[LiveRun], list[str] | None],
+              arm: Callable[[LiveRun], None] | None = None) -> ScenarioResult:
+    """Shared shape: arm, start, act (its notes join the verdict), settle, judge, stop."""
+    with live_run(workdir) as run:
+        try:
+            if arm is not None:
+                arm(run)
+            run.start()
+            notes = act(run) or []
+            run.settle()
+            return judge(name, run, notes)
+        except ChaosError as err:
+            result = judge(name, run, [f"run error: {err}"])
+            result.passed = False
+            return result
+
+
+def _first_order_then_settle(run: LiveRun) -> list[str]:
+    run.wait_first_order()
+    return []
+
+
+# ------------------------------------------------------------------------------ scenarios
+def partial_fill_first_leg_60(workdir: Path | None = None) -> ScenarioResult:
+    """The y leg (WLD) fills 60 %, the rest expires: the x leg must follow the real fill."""
+    return _scenario("partial_fill_first_leg_60", workdir, _first_order_then_settle,
+                     arm=lambda r: r.sim.faults.add("partial", symbol=Y_SYMBOL, ratio=0.6,
+                                                    rest="cancel"))
+
+
+def partial_fill_first_leg_10(workdir: Path | None = None) -> ScenarioResult:
+    """The y leg fills only 10 %: hedging it or giving it up, never a full x leg."""
+    return _scenario("partial_fill_first_leg_10", workdir, _first_order_then_settle,
+                     arm=lambda r: r.sim.faults.add("partial", symbol=Y_SYMBOL, ratio=0.1,
+                                                    rest="cancel"))
+
+
+def reject_second_leg_margin(workdir: Path | None = None) -> ScenarioResult:
+    """The x leg (ARB) is refused for margin (-2019): the filled y leg must be closed."""
+    return _scenario("reject_second_leg_margin", workdir, _first_order_then_settle,
+                     arm=lambda r: r.sim.faults.add("reject", symbol=X_SYMBOL, code=-2019))
+
+
+def rate_limit_second_leg(workdir: Path | None = None) -> ScenarioResult:
+    """The x leg hits the rate limiter (HTTP 429, -1003)."""
+    return _scenario("rate_limit_second_leg", workdir, _first_order_then_settle,
+                     arm=lambda r: r.sim.faults.add("reject", symbol=X_SYMBOL, code=-1003))
+
+
+def ghost_order_second_leg(workdir: Path | None = None) -> ScenarioResult:
+    """The x order is created but its answer never arrives (a ghost the bot cannot see)."""
+    return _scenario("ghost_order_second_leg", workdir, _first_order_then_settle,
+                     arm=lambda r: r.sim.faults.add("timeout_after", symbol=X_SYMBOL))
+
+
+def timeout_no_order_second_leg(workdir: Path | None = None) -> ScenarioResult:
+    """The x request times out and no order exists."""
+    return _scenario("timeout_no_order_second_leg", workdir, _first_order_then_settle,
+                     arm=lambda r: r.sim.faults.add("timeout_before", symbol=X_SYMBOL))
+
+
+def drop_mid_entry(workdir: Path | None = None) -> ScenarioResult:
+    """The link drops for 5 s right after the y order: the x order and the polls are cut."""
+
+    def arm(run: LiveRun) -> None:
+        fired = threading.Event()
+
+        def hook(entry: Entry) -> None:
+            if (entry["event"] == "order" and entry["symbol"] == Y_SYMBOL
+                    and not fired.is_set()):
+                fired.set()
+                run.sim.faults.add("drop", duration_s=5.0)
+
+        run.on_entry(hook)
+
+    return _scenario("drop_mid_entry", workdir, _first_order_then_settle, arm=arm)
+
+
+def kill9_between_legs(workdir: Path | None = None) -> ScenarioResult:
+    """kill -9 the instant the y order reaches the exchange, then restart on the same
+    database: it must open, and the restart must hedge or close what the exchange holds."""
+    notes: list[str] = []
+
+    def arm(run: LiveRun) -> None:
+        fired = threading.Event()
+
+        def hook(entry: Entry) -> None:
+            if (entry["event"] == "order" and entry["symbol"] == Y_SYMBOL
+                    and not fired.is_set() and run.proc is not None):
+                fired.set()
+                os.kill(run.proc.pid, signal.SIGKILL)
+
+        run.on_entry(hook)
+
+    def act(run: LiveRun) -> list[str]:
+        assert run.proc is not None
+        deadline = time.monotonic() + FIRST_ORDER_TIMEOUT_S
+        while not run.new_orders():  # the bot dies on purpose here: no liveness check
+            if time.monotonic() > deadline or (run.proc.poll() is not None
+                                               and not run.new_orders()):
+                raise ChaosError(f"no first order before the bot stopped: {run.tail()}")
+            time.sleep(0.05)
+        run.proc.wait(timeout=10)
+        with contextlib.closing(sqlite3.connect(run.db)) as db:
+            check = db.execute("PRAGMA integrity_check").fetchone()
+        if check != ("ok",):
+            notes.append(f"database integrity_check {check}")
+        run.start()
+        run.wait("the REST API after restart",
+                 lambda: run.api_up() and run.client().ping() == {"status": "pong"}, 90)
+        return notes
+
+    return _scenario("kill9_between_legs", workdir, act, arm=arm)
+
+
+def liquidation_one_leg(workdir: Path | None = None) -> ScenarioResult:
+    """The exchange liquidates the x leg once both legs are open: the y leg is now alone."""
+
+    def act(run: LiveRun) -> list[str]:
+        run.wait_both_open()
+        run.sim.faults.add("liquidate", symbol=X_SYMBOL, ratio=1.0)
+        return []
+
+    return _scenario("liquidation_one_leg", workdir, act)
+
+
+def forceexit_one_leg(workdir: Path | None = None) -> ScenarioResult:
+    """``/forceexit`` of the x leg through the REST API: the partner must follow."""
+
+    def act(run: LiveRun) -> list[str]:
+        run.wait_both_open()
+        client = run.client()
+        x = next(t for t in client.status() if t["pair"].startswith("ARB/"))
+        client.forceexit(x["trade_id"])
+        return []
+
+    return _scenario("forceexit_one_leg", workdir, act)
+
+
+SCENARIOS: dict[str, Callable[..., ScenarioResult]] = {
+    f.__name__: f
+    for f in (
+        partial_fill_first_leg_60, partial_fill_first_leg_10, reject_second_leg_margin,
+        rate_limit_second_leg, ghost_order_second_leg, timeout_no_order_second_leg,
+        drop_mid_entry, kill9_between_legs, liquidation_one_leg, forceexit_one_leg,
+    )
+}
+
+
+def run_scenarios(names: Sequence[str] | None = None) -> list[ScenarioResult]:
+    """Run the named scenarios (all by default) one after the other, reporting each on
+    stderr as it ends so a long run shows progress."""
+    results = []
+    for name in names or list(SCENARIOS):
+        started = time.monotonic()
+        result = SCENARIOS[name]()
+        print(f"{name}: {result.outcome} in {time.monotonic() - started:.0f} s "
+              f"({result.reason})", file=sys.stderr, flush=True)
+        results.append(result)
+    return results
+
+
+def render(results: Sequence[ScenarioResult]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"chaos, live mode (naked bound {NAKED_BOUND_S:.0f} s = 3 loops of "
+                        f"{THROTTLE_S:.0f} s + {ORDER_LATENCY_S:.0f} s order latency)")
+    for col in ("scenario", "outcome", "naked s", "orders", "dups", "final state"):
+        table.add_column(col, justify="right" if col in ("naked s", "orders", "dups")
+                         else "left")
+    for r in results:
+        outcome = "[green]PASS[/]" if r.passed else f"[red]FAIL[/] {r.reason}"
+        table.add_row(r.scenario, outcome, f"{r.naked_s:.1f}", str(r.orders_sent),
+                      str(r.duplicates), r.final_state)
+    Console(width=200).print(table)
+    for r in results:
+        print(f"{r.scenario}: logs in {r.workdir}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m statarb.chaos", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", action="append", choices=list(SCENARIOS), metavar="NAME",
+                        help="run only this scenario (repeatable); one of: "
+                        + ", ".join(SCENARIOS))
+    args = parser.parse_args(argv)
+    results = run_scenarios(args.only)
+    render(results)
+    return 0 if all(r.passed for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
