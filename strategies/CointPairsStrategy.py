@@ -38,6 +38,7 @@ from statarb.legs import (
     leg_tag,
     lone_leg,
     parse_leg_tag,
+    partial_entry,
     reconcile,
     second_leg_refusal,
 )
@@ -143,7 +144,8 @@ class CointPairsStrategy(IStrategy):
         self._entered: dict[str, set[str]] = {}  # couple id -> roles filled
         self._closed: dict[str, list[tuple[str, str, float]]] = {}  # couple id -> legs closed
         self._last_regime: str | None = None
-        self._to_close: dict[int, str] = {}  # trade id -> why reconciliation closes it
+        # trade id -> (exit reason, why): legs to close at their next check
+        self._to_close: dict[int, tuple[str, str]] = {}
 
     @property
     def protections(self) -> list[dict[str, Any]]:  # type: ignore[override]
@@ -411,8 +413,45 @@ class CointPairsStrategy(IStrategy):
         if ticket is None or ticket.refused:
             return 0.0
         role = "y" if pair == ticket.y else "x"
+        if ticket.accepted and not self._backtesting():
+            self._follow_first_fill(ticket, role)
+            if ticket.refused:
+                return 0.0
         # A hair above the target so Freqtrade's truncation to precision lands on it.
         return ticket.amount(role) * current_rate / leverage * (1 + 1e-9)
+
+    def _follow_first_fill(self, ticket: CoupleTicket, role: str) -> None:
+        """Live: size the second leg to what the first leg really filled.
+
+        From half the target the partner is resized (hedge ratio kept); below, the couple
+        is abandoned and the partly filled first leg closed on the next loop.
+        """
+        first_role = ticket.partner_role(role)
+        first = next(iter(Trade.get_trades_proxy(pair=ticket.pair(first_role), is_open=True)),
+                     None)
+        target = ticket.amount(first_role)
+        if first is None or first.amount >= target * (1 - 1e-9):
+            return
+        market = self.dp.market(ticket.pair(role)) or {}
+        step = float((market.get("precision") or {}).get("amount") or 0.0) or 1e-12
+        plan = partial_entry(target, float(first.amount), ticket.amount(role), step)
+        fill = f"{plan.fill_ratio:.0%}"
+        if plan.action == "resize_partner":
+            if first_role == "y":
+                ticket.amount_y, ticket.amount_x = float(first.amount), plan.partner_amount
+            else:
+                ticket.amount_x, ticket.amount_y = float(first.amount), plan.partner_amount
+            self._notify(messages.leg_incident(
+                ticket.couple_id, first.pair, f"filled {fill} of its target",
+                f"sizing {ticket.pair(role)} to {plan.partner_amount:g} (hedge ratio kept)",
+            ))
+        else:
+            ticket.refused = f"first leg filled only {fill}"
+            self._to_close[first.id] = ("partial_abandon", ticket.refused)
+            self._notify(messages.leg_incident(
+                ticket.couple_id, first.pair, f"filled only {fill} of its target",
+                f"not opening {ticket.pair(role)}; closing the filled part",
+            ))
 
     def confirm_trade_entry(self, pair: str, order_type: str, amount: float, rate: float,
                             time_in_force: str, current_time: datetime, entry_tag: str | None,
@@ -563,7 +602,7 @@ class CointPairsStrategy(IStrategy):
             logger.info("statarb reconcile: %s %s (trade %s): %s", repair.action, repair.pair,
                         repair.trade_id, repair.reason)
             if repair.action == "close_trade" and repair.trade_id is not None:
-                self._to_close[repair.trade_id] = repair.reason
+                self._to_close[repair.trade_id] = ("reconcile_orphan", repair.reason)
             elif repair.action in ("forget_trade", "close_position"):
                 self._notify(messages.leg_incident(
                     "reconcile", repair.pair, repair.reason,
@@ -585,13 +624,15 @@ class CointPairsStrategy(IStrategy):
     # ------------------------------------------------------------------ exits
     def custom_exit(self, pair: str, trade: Trade, current_time: datetime, current_rate: float,
                     current_profit: float, **kwargs) -> str | None:
-        orphan = self._to_close.pop(trade.id, None)
-        if orphan is not None:
-            self._notify(messages.leg_incident(
-                str(trade.get_custom_data("couple_id") or trade.enter_tag), pair,
-                f"found alone at start ({orphan})", "closing it at market",
-            ))
-            return "reconcile_orphan"
+        forced = self._to_close.pop(trade.id, None)
+        if forced is not None:
+            exit_tag, why = forced
+            if exit_tag == "reconcile_orphan":
+                self._notify(messages.leg_incident(
+                    str(trade.get_custom_data("couple_id") or trade.enter_tag), pair,
+                    f"found alone at start ({why})", "closing it at market",
+                ))
+            return exit_tag
         couple_id = trade.get_custom_data("couple_id")
         if couple_id is None:
             return None  # not a couple leg
