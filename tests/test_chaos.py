@@ -19,14 +19,6 @@ from tests.shared_data import require_shared
 pytestmark = pytest.mark.slow
 
 KNOWN_FAILURES: dict[str, str] = {
-    "partial_fill_first_leg_60": (
-        "x leg sized from the ticket, not the y fill: WLD 726 of 1211 filled, ARB short in "
-        "full, hedge ratio +66.8% off beta, left open"
-    ),
-    "partial_fill_first_leg_10": (
-        "x leg sized from the ticket, not the y fill: WLD 121 of 1211 filled, ARB short in "
-        "full, hedge ratio +901% off beta, left open"
-    ),
     "ghost_order_second_leg": (
         "the ARB order behind the timeout exists but is never looked up: WLD closed as "
         "partner_exit, ARB re-sent alone and closed, the ghost ARB short stays naked "
@@ -34,7 +26,7 @@ KNOWN_FAILURES: dict[str, str] = {
     ),
     "drop_mid_entry": (
         "fetch_order fails during the drop and Freqtrade's worker sleeps 30 s: WLD naked "
-        "35.5 s before partner_exit, then ARB entered alone and closed"
+        "33 s before partner_exit"
     ),
     "kill9_between_legs": (
         "restart reconciliation only reports the untracked WLD position (manual "
