@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
+import socket
+import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 FREQTRADE = str(Path(sys.executable).parent / "freqtrade")
@@ -43,3 +49,38 @@ def offline_env(**extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+# ---------------------------------------------------------------- running bots in tests
+# The Makefile's dry-run replay instant: there the strategy opens WLD~ARB on its first loop.
+REPLAY_START = re.search(
+    r"^REPLAY_START \?= (\S+)$", (REPO / "Makefile").read_text(), re.MULTILINE
+).group(1)
+
+
+def free_port() -> int:
+    """A free TCP port on loopback (for a bot's REST API)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, proc: subprocess.Popen,
+             log: Path) -> Any:
+    """Poll ``check`` (usually a REST call) until it returns something truthy; fail with
+    the tail of Freqtrade's log when the process exits or the time runs out."""
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"freqtrade exited ({proc.returncode}) while waiting for {what}:\n"
+                        + log.read_text()[-4000:])
+        try:
+            value = check()
+        except Exception:  # the API is not up yet
+            value = None
+        if value:
+            return value
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}:\n" + log.read_text()[-4000:])

@@ -9,53 +9,32 @@ strategy opens the couple on its first loop.
 from __future__ import annotations
 
 import json
-import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from freqtrade_client import FtRestClient
 
 from statarb.sim import ReplayClock, SimServer
 from statarb.sim.run import DEFAULT_OVERLAY, write_overlay
-from tests.offline import API_CREDENTIALS, FREQTRADE, REPO, offline_env
+from tests.offline import (
+    API_CREDENTIALS,
+    FREQTRADE,
+    REPLAY_START,
+    REPO,
+    free_port,
+    offline_env,
+    wait_for,
+)
 from tests.shared_data import DATADIR, MARKETS, require_shared
 
 pytestmark = pytest.mark.slow
 
-REPLAY_START = re.search(
-    r"^REPLAY_START \?= (\S+)$", (REPO / "Makefile").read_text(), re.MULTILINE
-).group(1)
 THROTTLE_S = 2  # process_throttle_secs of this run: one bot loop
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(what: str, check: Callable[[], Any], timeout: float, proc: subprocess.Popen,
-          log: Path) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"freqtrade exited ({proc.returncode}) while waiting for {what}:\n"
-                        + log.read_text()[-4000:])
-        try:
-            value = check()
-        except Exception:  # the API is not up yet
-            value = None
-        if value:
-            return value
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}:\n" + log.read_text()[-4000:])
 
 
 class Bot:
@@ -73,7 +52,7 @@ class Bot:
         self.runs = 0
 
     def start(self) -> None:
-        api_port = _free_port()
+        api_port = free_port()
         extra = self.tmp / "config.e2e.json"
         extra.write_text(json.dumps({
             "user_data_dir": str(self.user_data),
@@ -95,7 +74,7 @@ class Bot:
             API_CREDENTIALS["FREQTRADE__API_SERVER__USERNAME"],
             API_CREDENTIALS["FREQTRADE__API_SERVER__PASSWORD"],
         )
-        _wait("the REST API", lambda: self.client.ping() == {"status": "pong"}, 60,
+        wait_for("the REST API", lambda: self.client.ping() == {"status": "pong"}, 60,
               self.proc, self.log)
 
     def kill9(self) -> None:
@@ -129,7 +108,7 @@ def bot(tmp_path: Path) -> Iterator[Bot]:
 def test_dry_run_trades_the_published_couples_and_keeps_legs_together(bot: Bot) -> None:
     client, proc, log = bot.client, bot.proc, bot.log
     selection_file = bot.user_data / "statarb_selection.json"
-    _wait("the pairlist's selection", selection_file.exists, 120, proc, log)
+    wait_for("the pairlist's selection", selection_file.exists, 120, proc, log)
     selection = json.loads(selection_file.read_text())
     assert selection["couples"], selection
     pairs = [p for c in selection["couples"] for p in (c["y"], c["x"])]
@@ -147,7 +126,7 @@ def test_dry_run_trades_the_published_couples_and_keeps_legs_together(bot: Bot) 
         doc = client.pair_candles(first["y"], "1h", limit=300)
         return doc if doc and doc.get("columns") and doc.get("data") else None
 
-    doc = _wait("analyzed candles", candles, 60, proc, log)
+    doc = wait_for("analyzed candles", candles, 60, proc, log)
     cols = doc["columns"]
     assert {"couple_z", "couple_beta", "couple_spread", "regime"} <= set(cols)
     last = doc["data"][-1]
@@ -156,7 +135,7 @@ def test_dry_run_trades_the_published_couples_and_keeps_legs_together(bot: Bot) 
     assert last[cols.index("regime")] in (0, 1, 2, 3)
 
     # Both legs of the couple open in the same bot loop, in the hedge ratio.
-    trades = _wait("both legs of a couple", lambda: (
+    trades = wait_for("both legs of a couple", lambda: (
         s if len(s := client.status()) == 2 else None), 90, proc, log)
     by_pair = {t["pair"]: t for t in trades}
     assert set(by_pair) == {first["y"], first["x"]}
@@ -180,7 +159,7 @@ def test_dry_run_trades_the_published_couples_and_keeps_legs_together(bot: Bot) 
     # A manual exit of one leg through the API: the strategy closes the partner next loop.
     client.forceexit(x["trade_id"])
     forced_at = time.monotonic()
-    _wait("the partner to close", lambda: client.status() == [], 30, proc, log)
+    wait_for("the partner to close", lambda: client.status() == [], 30, proc, log)
     elapsed = time.monotonic() - forced_at
     closed = {t["pair"]: t for t in client.trades()["trades"]}
     assert closed[first["y"]]["exit_reason"] == "partner_exit"
@@ -192,7 +171,7 @@ def test_dry_run_trades_the_published_couples_and_keeps_legs_together(bot: Bot) 
     for kind in (f"couple opened {first['name']}@", f"leg incident {first['name']}@",
                  f"couple closed {first['name']}@"):
         line = f"Sending rpc strategy_msg: statarb {kind}"
-        _wait(line, lambda line=line: line in log.read_text(), 15, proc, log)
+        wait_for(line, lambda line=line: line in log.read_text(), 15, proc, log)
     text = log.read_text()
     assert " - ERROR - " not in text
     assert "force_exit" in text.split("statarb couple closed")[-1].splitlines()[0]
@@ -204,7 +183,7 @@ def test_kill9_then_restart_closes_a_leg_left_alone(bot: Bot) -> None:
     second leg's row (the order that never got recorded), restart on the same database.
     The database must still open, and the restart must close the lone leg."""
     client = bot.client
-    trades = _wait("both legs", lambda: s if len(s := client.status()) == 2 else None, 120,
+    trades = wait_for("both legs", lambda: s if len(s := client.status()) == 2 else None, 120,
                    bot.proc, bot.log)
     bot.kill9()
     lone, gone = sorted(trades, key=lambda t: t["trade_id"])
@@ -214,11 +193,11 @@ def test_kill9_then_restart_closes_a_leg_left_alone(bot: Bot) -> None:
             column = "ft_trade_id" if table != "trades" else "id"
             db.execute(f"DELETE FROM {table} WHERE {column} = ?", (gone["trade_id"],))
     bot.start()
-    _wait("the lone leg to close", lambda: bot.client.status() == [], 60, bot.proc, bot.log)
+    wait_for("the lone leg to close", lambda: bot.client.status() == [], 60, bot.proc, bot.log)
     closed = {t["trade_id"]: t for t in bot.client.trades()["trades"]}
     assert closed[lone["trade_id"]]["exit_reason"] == "reconcile_orphan"
     line = "Sending rpc strategy_msg: statarb leg incident"
-    _wait(line, lambda: line in bot.log.read_text(), 15, bot.proc, bot.log)
+    wait_for(line, lambda: line in bot.log.read_text(), 15, bot.proc, bot.log)
     text = bot.log.read_text()
     assert "statarb reconcile: close_trade " + lone["pair"] in text
     assert " - ERROR - " not in text

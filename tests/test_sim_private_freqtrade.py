@@ -22,9 +22,17 @@ from freqtrade_client import FtRestClient
 from statarb.sim import ReplayClock, SimServer
 from statarb.sim.journal import naked_intervals
 from statarb.sim.run import DEFAULT_OVERLAY, write_overlay
-from tests.offline import API_CREDENTIALS, FREQTRADE, REPO, offline_env
+from tests.offline import (
+    API_CREDENTIALS,
+    FREQTRADE,
+    REPLAY_START,
+    REPO,
+    free_port,
+    offline_env,
+    wait_for,
+)
 from tests.shared_data import DATADIR, MARKETS, require_shared
-from tests.test_dry_run_e2e import REPLAY_START, THROTTLE_S, _free_port, _wait
+from tests.test_dry_run_e2e import THROTTLE_S
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +48,7 @@ def live_bot(tmp_path: Path) -> Iterator[dict[str, Any]]:
     user_data = tmp_path / "user_data"
     for sub in ("data", "logs"):
         (user_data / sub).mkdir(parents=True)
-    api_port = _free_port()
+    api_port = free_port()
     extra = tmp_path / "config.live.json"
     extra.write_text(
         json.dumps(
@@ -99,10 +107,10 @@ def live_bot(tmp_path: Path) -> Iterator[dict[str, Any]]:
 def test_live_mode_runs_against_the_private_api(live_bot) -> None:
     client: FtRestClient = live_bot["client"]
     proc, log, sim = live_bot["proc"], live_bot["log"], live_bot["sim"]
-    _wait("the REST API", lambda: client.ping() == {"status": "pong"}, 60, proc, log)
+    wait_for("the REST API", lambda: client.ping() == {"status": "pong"}, 60, proc, log)
     config = client.show_config()
     assert config["dry_run"] is False and config["trading_mode"] == "futures"
-    balance = _wait(
+    balance = wait_for(
         "the live balance",
         lambda: b if (b := client.balance()) and b.get("currencies") else None,
         60,
@@ -112,7 +120,7 @@ def test_live_mode_runs_against_the_private_api(live_bot) -> None:
     usdt = next(c for c in balance["currencies"] if c["currency"] == "USDT")
     assert 9_000 < usdt["balance"] + usdt["used"] <= 10_000
 
-    trades = _wait(
+    trades = wait_for(
         "both legs of a couple",
         lambda: s if len(s := client.status()) == 2 else None,
         120,

@@ -11,7 +11,6 @@ import asyncio
 import json
 import re
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -29,7 +28,15 @@ from telegram.error import InvalidToken
 
 from statarb.ft.telegram import API_URL_ENV, file_url_for, patch_telegram
 from statarb.telegram_fake import BotMessage, FakeTelegram
-from tests.offline import API_CREDENTIALS, FREQTRADE, REPO, offline_env
+from tests.offline import (
+    API_CREDENTIALS,
+    FREQTRADE,
+    REPLAY_START,
+    REPO,
+    free_port,
+    offline_env,
+    wait_for,
+)
 
 TOKEN = "123:fake"
 CHAT_ID = 42
@@ -216,36 +223,6 @@ def test_patched_freqtrade_telegram_app_talks_to_the_fake_server(
 # -- Freqtrade's Telegram bot, end to end ---------------------------------------------------
 
 THROTTLE_S = 2  # process_throttle_secs of this run: one bot loop
-# The Makefile's replay instant: the strategy opens WLD~ARB on its first loop there.
-REPLAY_START = re.search(
-    r"^REPLAY_START \?= (\S+)$", (REPO / "Makefile").read_text(), re.MULTILINE
-).group(1)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(what: str, check: Callable[[], Any], timeout: float, proc: subprocess.Popen,
-          log: Path) -> Any:
-    """Poll ``check`` (a REST call) until truthy; fail with Freqtrade's log otherwise."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"freqtrade exited ({proc.returncode}) while waiting for {what}:\n"
-                        + log.read_text()[-4000:])
-        try:
-            value = check()
-        except Exception:  # the API is not up yet
-            value = None
-        if value:
-            return value
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}:\n" + log.read_text()[-4000:])
-
-
 @pytest.fixture
 def telegram_bot(tmp_path: Path) -> Iterator[dict[str, Any]]:
     from statarb.sim import ReplayClock, SimServer
@@ -256,7 +233,7 @@ def telegram_bot(tmp_path: Path) -> Iterator[dict[str, Any]]:
     user_data = tmp_path / "user_data"
     for sub in ("data", "logs", "backtest_results"):
         (user_data / sub).mkdir(parents=True)
-    api_port = _free_port()
+    api_port = free_port()
     extra = tmp_path / "config.e2e.json"
     extra.write_text(json.dumps({
         "user_data_dir": str(user_data),
@@ -345,7 +322,7 @@ def test_freqtrade_telegram_bot_reports_and_takes_commands(telegram_bot) -> None
     tg.wait_polling(60)
 
     # The couple opens on the first loop; Freqtrade announces each leg.
-    trades = _wait("both legs of a couple", lambda: (
+    trades = wait_for("both legs of a couple", lambda: (
         s if len(s := client.status()) == 2 else None), 120, proc, log)
     pairs = sorted(t["pair"] for t in trades)
     for pair in pairs:
@@ -387,7 +364,7 @@ def test_freqtrade_telegram_bot_reports_and_takes_commands(telegram_bot) -> None
           and "*Exit Reason:* `force_exit`" in m.text, 30, start=mark)
     reply("the partner's exit", lambda m: f"{partner['pair']} (#{partner['trade_id']})" in m.text
           and "*Exit Reason:* `partner_exit`" in m.text, 30, start=mark)
-    _wait("no open trades", lambda: client.status() == [], 30, proc, log)
+    wait_for("no open trades", lambda: client.status() == [], 30, proc, log)
     # The strategy's own notification reaches the chat too (dp.send_msg -> strategy_msg).
     reply("the strategy's couple-closed message",
           lambda m: m.text.startswith("statarb couple closed"), 30, start=mark)
