@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from statarb.credentials import credentials  # noqa: E402
+from statarb.offline import offline_env  # noqa: E402
 from statarb.sim.market_data import DEFAULT_DATADIR, DEFAULT_MARKETS, MarketData  # noqa: E402
 from statarb.sim.run import write_overlay  # noqa: E402
 from statarb.sim.server import SimServer  # noqa: E402
@@ -87,15 +88,7 @@ def child_env() -> dict[str, str]:
     before validating; fresh random ones keep any real password out of the benchmark. A wide
     COLUMNS keeps Freqtrade's tables readable when the output is shown after a failure.
     """
-    closed = "http://127.0.0.1:9"
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    for key in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        env[key] = env[key.lower()] = closed
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
-    env["COLUMNS"] = "200"
-    env.update(credentials())
-    return env
+    return offline_env(COLUMNS="200", **credentials())
 
 
 def copy_sample_strategy(target: Path) -> Path:

@@ -29,7 +29,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import signal
 import socket
 import sqlite3
@@ -45,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from statarb.credentials import credentials
+from statarb.offline import free_port, offline_env, replay_start, stop_process
 from statarb.sim import DEFAULT_DATADIR, DEFAULT_MARKETS, REPO_ROOT, ReplayClock, SimServer
 from statarb.sim.journal import Entry, naked_intervals
 from statarb.sim.run import DEFAULT_OVERLAY, write_overlay
@@ -71,15 +71,6 @@ LIVE_KEYS = {
 }
 
 
-def replay_start() -> str:
-    """The Makefile's ``REPLAY_START``: the instant where the reference couple opens."""
-    text = (REPO_ROOT / "Makefile").read_text()
-    match = re.search(r"^REPLAY_START \?= (\S+)$", text, re.MULTILINE)
-    if match is None:
-        raise RuntimeError("REPLAY_START not found in the Makefile")
-    return match.group(1)
-
-
 class ChaosError(RuntimeError):
     """The run itself went wrong (bot died, never traded): the scenario cannot be judged."""
 
@@ -100,25 +91,6 @@ class ScenarioResult:
     @property
     def outcome(self) -> str:
         return "PASS" if self.passed else "FAIL"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _offline_env(**extra: str) -> dict[str, str]:
-    """Only loopback is reachable: proxies point at a closed port, so a stray request to a
-    real host fails loudly instead of trading somewhere."""
-    closed = "http://127.0.0.1:9"
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    for key in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        env[key] = env[key.lower()] = closed
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    env.update(extra)
-    return env
 
 
 class LiveRun:
@@ -155,7 +127,7 @@ class LiveRun:
 
     # -- the bot process -------------------------------------------------------------
     def start(self) -> None:
-        self.api_port = _free_port()
+        self.api_port = free_port()
         extra = self.workdir / "config.chaos.json"
         extra.write_text(json.dumps({
             "dry_run": False,
@@ -172,7 +144,7 @@ class LiveRun:
         ]
         with self.log.open("w") as out:
             self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT,
-                                         env=_offline_env(**self.creds, **LIVE_KEYS),
+                                         env=offline_env(**self.creds, **LIVE_KEYS),
                                          stdout=out, stderr=subprocess.STDOUT)
 
     def kill9(self) -> None:
@@ -181,13 +153,7 @@ class LiveRun:
             self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
     def close(self) -> None:
         try:

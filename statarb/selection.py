@@ -27,6 +27,7 @@ import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
 from statarb.cointegration import engle_granger
+from statarb.params import reject_unknown
 
 __all__ = ["SelectionParams", "choose_couples", "screen_couples", "select_couples"]
 
@@ -72,10 +73,7 @@ class SelectionParams:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SelectionParams:
         """Build from a config mapping, rejecting unknown keys by name."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown selection parameter(s) {unknown}; allowed: {sorted(known)}")
+        reject_unknown("selection parameter", values, (f.name for f in fields(cls)))
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:

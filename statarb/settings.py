@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from statarb.params import reject_unknown
 from statarb.regime import RegimeParams
 from statarb.selection import SelectionParams
 from statarb.walkforward import WalkForwardParams
@@ -49,11 +50,7 @@ class StrategySettings:
         per_hour = HOUR / candle
         wf = dict(section.get("walk_forward") or {})
         wf_allowed = {"formation_days", "reform_hours", "z_window", "horizon_hours"}
-        if set(wf) - wf_allowed:
-            raise ValueError(
-                f"unknown walk_forward key(s) {sorted(set(wf) - wf_allowed)}; allowed: "
-                f"{sorted(wf_allowed)}"
-            )
+        reject_unknown("walk_forward key", wf, wf_allowed)
         walk = WalkForwardParams(
             formation=int(wf.get("formation_days", 60) * 24 * per_hour),
             reform_every=int(wf.get("reform_hours", 24) * per_hour),

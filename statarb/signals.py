@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from statarb.params import reject_unknown
 from statarb.walkforward import Universe
 
 __all__ = [
@@ -98,10 +99,7 @@ class SignalParams:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SignalParams:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown signal parameter(s) {unknown}; allowed: {sorted(known)}")
+        reject_unknown("signal parameter", values, (f.name for f in fields(cls)))
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:

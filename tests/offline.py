@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import re
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from statarb.offline import free_port, offline_env, replay_start, stop_process
+
+__all__ = [
+    "API_CREDENTIALS", "FREQTRADE", "REPLAY_START", "REPO", "free_port", "offline_env",
+    "stop_process", "wait_for",
+]
 
 REPO = Path(__file__).resolve().parents[1]
 FREQTRADE = str(Path(sys.executable).parent / "freqtrade")
@@ -27,42 +31,9 @@ API_CREDENTIALS = {
 }
 
 
-def offline_env(**extra: str) -> dict[str, str]:
-    """Child environment in which only loopback is reachable through HTTP clients.
-
-    Proxies point at a closed loopback port, so any request to a real host fails loudly.
-    """
-    closed = "http://127.0.0.1:9"
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    env.update(
-        {
-            "HTTP_PROXY": closed,
-            "HTTPS_PROXY": closed,
-            "ALL_PROXY": closed,
-            "http_proxy": closed,
-            "https_proxy": closed,
-            "all_proxy": closed,
-            "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost",
-            "PYTHONPATH": str(REPO),
-        }
-    )
-    env.update(extra)
-    return env
-
-
 # ---------------------------------------------------------------- running bots in tests
 # The Makefile's dry-run replay instant: there the strategy opens WLD~ARB on its first loop.
-REPLAY_START = re.search(
-    r"^REPLAY_START \?= (\S+)$", (REPO / "Makefile").read_text(), re.MULTILINE
-).group(1)
-
-
-def free_port() -> int:
-    """A free TCP port on loopback (for a bot's REST API)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+REPLAY_START = replay_start()
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, proc: subprocess.Popen,

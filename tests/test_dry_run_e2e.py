@@ -28,6 +28,7 @@ from tests.offline import (
     REPO,
     free_port,
     offline_env,
+    stop_process,
     wait_for,
 )
 from tests.shared_data import DATADIR, MARKETS, require_shared
@@ -83,13 +84,7 @@ class Bot:
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ so the journal must show both legs opened close together.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from tests.offline import (
     REPO,
     free_port,
     offline_env,
+    stop_process,
     wait_for,
 )
 from tests.shared_data import DATADIR, MARKETS, require_shared
@@ -94,13 +94,7 @@ def live_bot(tmp_path: Path) -> Iterator[dict[str, Any]]:
             )
             yield {"client": client, "proc": proc, "log": log, "sim": sim}
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
+            stop_process(proc)
             out.close()
 
 

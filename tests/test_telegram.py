@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import signal
 import subprocess
 import threading
 import time
@@ -35,6 +34,7 @@ from tests.offline import (
     REPO,
     free_port,
     offline_env,
+    stop_process,
     wait_for,
 )
 
@@ -268,13 +268,7 @@ def telegram_bot(tmp_path: Path) -> Iterator[dict[str, Any]]:
             )
             yield {"tg": tg, "client": client, "proc": proc, "log": log, "sim": sim}
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
+            stop_process(proc)
             out.close()
 
 

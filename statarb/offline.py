@@ -1,0 +1,65 @@
+"""Running Freqtrade subprocesses offline: environment, ports and shutdown.
+
+Why one module: the tests, the chaos harness and the benchmarks all start real
+``freqtrade`` processes against the local simulator. They must agree on what "offline"
+means (every proxy points at a closed loopback port, so a request to a real host fails
+loudly instead of reaching it) and on how a bot is stopped without leaving it running.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+
+from statarb.sim.market_data import REPO_ROOT
+
+__all__ = [
+    "CLOSED_PROXY", "REPO_ROOT", "free_port", "offline_env", "replay_start", "stop_process",
+]
+
+CLOSED_PROXY = "http://127.0.0.1:9"
+
+
+def offline_env(**extra: str) -> dict[str, str]:
+    """The current environment with every proxy at a closed loopback port, loopback
+    exempted, and the project on ``PYTHONPATH``; ``extra`` is added last."""
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    for key in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        env[key] = env[key.lower()] = CLOSED_PROXY
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    """A free TCP port on loopback (for a bot's REST API)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_process(proc: subprocess.Popen | None, grace_s: float = 30.0) -> None:
+    """Stop a bot the way Ctrl-C does (SIGINT: Freqtrade shuts down cleanly), and kill it
+    if it has not exited after ``grace_s`` seconds. Nothing is left running."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def replay_start() -> str:
+    """The Makefile's ``REPLAY_START``: the dry-run replay instant, where the reference
+    couple (WLD~ARB) opens on the bot's first loop."""
+    text = (REPO_ROOT / "Makefile").read_text()
+    match = re.search(r"^REPLAY_START \?= (\S+)$", text, re.MULTILINE)
+    if match is None:
+        raise RuntimeError("REPLAY_START not found in the Makefile")
+    return match.group(1)
