@@ -13,7 +13,9 @@ Loaded by the plain ``freqtrade`` command through :mod:`statarb.ft.plugins`.
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from freqtrade.persistence import Trade
 from freqtrade.plugins.pairlist.IPairList import IPairList, PairlistParameter, SupportsBacktesting
 
 from statarb.panel import build_log_panel
-from statarb.published import FILE_NAME, Selection, publish
+from statarb.published import FILE_NAME, Selection, publish, read
 from statarb.selection import SelectionParams, choose_couples
 
 logger = logging.getLogger(__name__)
@@ -83,6 +85,41 @@ class CointegrationFilter(IPairList):
         self._selection: Selection | None = None
         self._refreshed_at = 0.0
         self._incoming: tuple[str, ...] = ()
+        self._settings = json.dumps(
+            {"timeframe": self._timeframe, "lookback": self._lookback,
+             "params": asdict(self._params)}, sort_keys=True, default=str,
+        )
+        self._resume()
+
+    def _resume(self) -> None:
+        """After a restart, continue with the selection this filter published before, when
+        it is its own (same settings) and not due for a refresh yet.
+
+        Why: a restart is often a recovery (a crash with a couple half placed); fetching
+        the whole lookback for every pair first would delay the strategy's reconciliation
+        by the length of that download. The selection is exactly what the bot would have
+        kept in memory had it not stopped.
+        """
+        if self._config.get("runmode") not in (RunMode.LIVE, RunMode.DRY_RUN):
+            return  # a bot restarting; test-pairlist and backtests always select afresh
+        if self._path is None or not self._path.exists():
+            return
+        try:
+            selection = read(self._path)
+        except ValueError as exc:
+            logger.warning("%s: %s; selecting afresh", self.name, exc)
+            return
+        created = selection.created.timestamp()
+        age = datetime.now(UTC).timestamp() - created
+        if selection.settings != self._settings or not 0 <= age < self._refresh_period:
+            return
+        self._selection, self._refreshed_at = selection, created
+        self._incoming = selection.inputs
+        publish(selection, None)
+        logger.info("%s: resuming the selection of %s (%s); next refresh in %.0f s",
+                    self.name, selection.created,
+                    ", ".join(c.name for c in selection.couples) or "no couple",
+                    self._refresh_period - age)
 
     @property
     def needstickers(self) -> bool:
@@ -192,10 +229,11 @@ class CointegrationFilter(IPairList):
             selection = Selection.from_frame(
                 chosen, pair_of, formation_start=start.to_pydatetime(),
                 formation_end=end.to_pydatetime(), created=datetime.now(UTC),
-                timeframe=self._timeframe, skipped=skipped,
+                timeframe=self._timeframe, skipped=skipped, inputs=tuple(pairlist),
+                settings=self._settings,
             ) if not chosen.empty else Selection(
                 (), start.to_pydatetime(), end.to_pydatetime(), datetime.now(UTC),
-                self._timeframe, skipped,
+                self._timeframe, skipped, tuple(pairlist), self._settings,
             )
         except ValueError as exc:
             logger.warning("%s: selection failed (%s); keeping the last selection",

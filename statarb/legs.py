@@ -35,10 +35,12 @@ __all__ = [
     "SecondLegFailure",
     "backoff",
     "first_leg_refusal",
+    "ghost_status",
     "leg_tag",
     "lone_leg",
     "parse_leg_tag",
     "partial_entry",
+    "position_surplus",
     "reconcile",
     "round_down",
     "second_leg_failure",
@@ -150,8 +152,19 @@ def first_leg_refusal(
     partner_signal: bool,
     stake_available: float,
     stake_needed: float,
+    untracked: tuple[str, ...] = (),
+    halted: str | None = None,
 ) -> str | None:
-    """Why the first leg may not open (None: it may). The second leg must be certain."""
+    """Why the first leg may not open (None: it may). The second leg must be certain.
+
+    ``untracked``: pairs of this couple where the exchange holds a position no trade owns
+    (a leftover being closed): entering on top of it would double it. ``halted``: why new
+    entries are stopped (a leg that cannot be closed is waiting for a person).
+    """
+    if halted:
+        return f"new entries are stopped: {halted}"
+    if untracked:
+        return f"the exchange holds a position no trade owns on {', '.join(untracked)}"
     if free_slots < 2:
         return f"{free_slots} free trade slot(s); a couple needs 2"
     if partner_open:
@@ -169,9 +182,16 @@ def first_leg_refusal(
 
 def second_leg_refusal(ticket: CoupleTicket, role: str, amount: float, step: float) -> str | None:
     """Why the second leg may not open: its first leg must have been accepted just now,
-    and Freqtrade's amount must be the ticket's (or the hedge ratio is gone)."""
+    and Freqtrade's amount must be the ticket's (or the hedge ratio is gone).
+
+    A leg is sent once per ticket: when its order failed (rejected, timed out), sending it
+    again could duplicate an order the exchange did accept (a ghost); the failure is
+    handled by :func:`second_leg_failure` instead.
+    """
     if ticket.refused:
         return f"couple refused: {ticket.refused}"
+    if role in ticket.accepted:
+        return "this leg was sent already; a second order could duplicate a ghost"
     if ticket.partner_role(role) not in ticket.accepted:
         return "the first leg was not accepted"
     return amount_mismatch(ticket, role, amount, step)
@@ -270,6 +290,22 @@ def second_leg_failure(
     return SecondLegFailure("manual", delay_s=backoff(close_attempts), stop_entries=True)
 
 
+def ghost_status(order: dict | None) -> str | None:
+    """The Binance status :func:`second_leg_failure` expects, for a ccxt order found on
+    the exchange for the failed leg (None: no order)."""
+    if order is None:
+        return None
+    filled = float(order.get("filled") or 0.0)
+    status = order.get("status")
+    if status == "closed" and filled > 0:
+        return "FILLED"
+    if filled > 0:
+        return "PARTIALLY_FILLED"  # open with a fill, or cancelled after one: adopt the fill
+    if status == "open":
+        return "NEW"
+    return None  # cancelled / expired / rejected without a fill: as if never placed
+
+
 @dataclass(frozen=True)
 class LegRecord:
     """An open leg as the trade database knows it."""
@@ -328,3 +364,25 @@ def reconcile(
             repairs.append(Repair("close_position", pair, None,
                                   f"position {amount:g} with no open trade"))
     return repairs
+
+
+def position_surplus(
+    positions: dict[str, float], legs: list[LegRecord], tolerance: float = 1e-9
+) -> dict[str, float]:
+    """Signed amount per pair the exchange holds beyond what the open trades own.
+
+    A position with no trade (the leg of a crash, a ghost nobody adopted, a manual order)
+    or larger than its trades in the same direction is a surplus: an exposure no couple
+    hedges and no exit would ever close. A position smaller than its trades (a leg
+    liquidated or reduced on the exchange) is not a surplus: the lone-leg rule handles it.
+    """
+    owned: dict[str, float] = {}
+    for leg in legs:
+        owned[leg.pair] = owned.get(leg.pair, 0.0) + leg.amount
+    surplus: dict[str, float] = {}
+    for pair, held in positions.items():
+        extra = held - owned.get(pair, 0.0)
+        if abs(held) > tolerance and abs(extra) > tolerance * max(1.0, abs(held)) \
+                and (extra > 0) == (held > 0) and abs(held) > abs(owned.get(pair, 0.0)):
+            surplus[pair] = extra if abs(extra) <= abs(held) else held  # never beyond it
+    return surplus

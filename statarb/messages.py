@@ -3,12 +3,16 @@
 Why one module: operators act on these messages, so their wording is part of the product
 (the README's operator section explains each one) and is tested like code. Every message
 starts with ``statarb`` and a kind so it can be filtered: ``couple opened``, ``couple
-closed``, ``leg incident``, ``regime``.
+closed``, ``leg incident``, ``MANUAL INTERVENTION REQUIRED``, ``entries resumed``,
+``regime``.
 """
 
 from __future__ import annotations
 
-__all__ = ["couple_closed", "couple_opened", "leg_incident", "regime_changed"]
+__all__ = [
+    "couple_closed", "couple_opened", "entries_resumed", "leg_incident",
+    "manual_intervention", "regime_changed",
+]
 
 
 def couple_opened(
@@ -31,6 +35,20 @@ def couple_closed(couple_id: str, reason: str, pnl_abs: float, stake: str) -> st
 
 def leg_incident(couple_id: str, pair: str, what: str, action: str) -> str:
     return f"statarb leg incident {couple_id}: {pair} {what}; {action}"
+
+
+def manual_intervention(pair: str, amount: float, attempts: int, error: str) -> str:
+    """A position the bot cannot close: it keeps trying, opens nothing new, needs a person."""
+    side = "long" if amount > 0 else "short"
+    return (
+        f"statarb MANUAL INTERVENTION REQUIRED: cannot close {side} {abs(amount):g} {pair} "
+        f"after {attempts} attempts ({error}); new entries are stopped, closing retries go "
+        "on; close it on the exchange if it persists"
+    )
+
+
+def entries_resumed(why: str) -> str:
+    return f"statarb entries resumed: {why}"
 
 
 def regime_changed(old: str, new: str, multiplier: float, blocked: bool) -> str:

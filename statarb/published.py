@@ -53,6 +53,10 @@ class Selection:
     created: datetime
     timeframe: str
     skipped: dict[str, str] = field(default_factory=dict)  # pair -> reason
+    # What produced it: the pairs offered and a fingerprint of the filter's settings, so
+    # a restarted bot can tell whether this selection is still its own (see the filter).
+    inputs: tuple[str, ...] = ()
+    settings: str = ""
 
     @property
     def pairs(self) -> list[str]:
@@ -78,13 +82,16 @@ class Selection:
             created=pd.Timestamp(doc["created"]).to_pydatetime(),
             timeframe=doc["timeframe"],
             skipped=dict(doc.get("skipped", {})),
+            inputs=tuple(doc.get("inputs", ())),
+            settings=str(doc.get("settings", "")),
         )
 
     @classmethod
     def from_frame(
         cls, chosen: pd.DataFrame, pair_of: dict[str, str], *, formation_start: datetime,
         formation_end: datetime, created: datetime, timeframe: str,
-        skipped: dict[str, str] | None = None,
+        skipped: dict[str, str] | None = None, inputs: tuple[str, ...] = (),
+        settings: str = "",
     ) -> Selection:
         """From :func:`statarb.selection.select_couples` output (coin names -> pairs)."""
         couples = tuple(
@@ -99,7 +106,7 @@ class Selection:
             if not all(math.isfinite(v) for v in (c.alpha, c.beta, c.half_life_hours)):
                 raise ValueError(f"couple {c.name} has non-finite values: {c}")
         return cls(couples, formation_start, formation_end, created, timeframe,
-                   dict(skipped or {}))
+                   dict(skipped or {}), tuple(inputs), settings)
 
 
 _lock = threading.Lock()

@@ -17,9 +17,42 @@ from statarb.regime import RegimeParams
 from statarb.selection import SelectionParams
 from statarb.walkforward import WalkForwardParams
 
-__all__ = ["StrategySettings"]
+__all__ = ["LiveParams", "StrategySettings"]
 
 HOUR = pd.Timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class LiveParams:
+    """Order handling in dry-run and live (``statarb.live``).
+
+    ``error_retry_secs``: how long the bot waits after a temporary exchange error before
+    its next loop. Freqtrade's own wait is 30 s, long for a couple with one leg placed;
+    the default (None) is one bot loop, ``internals.process_throttle_secs``.
+    ``max_close_attempts``: failed attempts to close a lone leg or an untracked position
+    before new entries stop and a person is called (the attempts go on, with backoff).
+    """
+
+    error_retry_secs: float | None = None
+    max_close_attempts: int = 5
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> LiveParams:
+        reject_unknown("live key", values, {"error_retry_secs", "max_close_attempts"})
+        params = cls(**values)
+        if params.error_retry_secs is not None and not 1.0 <= float(
+                params.error_retry_secs) <= 30.0:
+            raise ValueError(
+                f"live.error_retry_secs={params.error_retry_secs} must be between 1 and 30 "
+                "seconds"
+            )
+        if int(params.max_close_attempts) != params.max_close_attempts or \
+                not 1 <= params.max_close_attempts <= 100:
+            raise ValueError(
+                f"live.max_close_attempts={params.max_close_attempts} must be a whole number "
+                "between 1 and 100"
+            )
+        return params
 
 
 @dataclass(frozen=True)
@@ -34,12 +67,13 @@ class StrategySettings:
     regime: RegimeParams
     leverage: float
     protections: list[dict[str, Any]]
+    live: LiveParams = LiveParams()
 
     @classmethod
     def from_config(cls, config: dict[str, Any], candle: pd.Timedelta) -> StrategySettings:
         section = dict(config.get("statarb") or {})
         allowed = {
-            "selection", "walk_forward", "signals", "regime", "leverage", "protections",
+            "selection", "walk_forward", "signals", "regime", "leverage", "protections", "live",
         }
         unknown = sorted(set(section) - allowed)
         if unknown:
@@ -87,4 +121,5 @@ class StrategySettings:
             regime=RegimeParams(**reg),
             leverage=leverage,
             protections=list(section.get("protections") or []),
+            live=LiveParams.from_dict(dict(section.get("live") or {})),
         )

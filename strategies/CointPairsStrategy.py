@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import math
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -28,18 +29,23 @@ from freqtrade.persistence import Order, Trade
 from freqtrade.strategy import DecimalParameter, IStrategy
 
 from statarb import messages, published
-from statarb.ft.exchange import open_positions
+from statarb.ft.adopt import adopt_entry
+from statarb.ft.exchange import close_position, entry_orders, open_positions
 from statarb.ft.markets import leg_limits
+from statarb.ft.worker import set_error_retry
 from statarb.legs import (
     CoupleTicket,
     LegRecord,
     amount_mismatch,
     first_leg_refusal,
+    ghost_status,
     leg_tag,
     lone_leg,
     parse_leg_tag,
     partial_entry,
+    position_surplus,
     reconcile,
+    second_leg_failure,
     second_leg_refusal,
 )
 from statarb.regime import Regime, market_regime
@@ -146,6 +152,19 @@ class CointPairsStrategy(IStrategy):
         self._last_regime: str | None = None
         # trade id -> (exit reason, why): legs to close at their next check
         self._to_close: dict[int, tuple[str, str]] = {}
+        # Live incident state. couple id -> (ticket, role): second legs sent whose trade
+        # has not appeared yet (a failed order, or a ghost to look up on the exchange).
+        self._pending: dict[str, tuple[CoupleTicket, str]] = {}
+        self._ghost_waits: dict[str, int] = {}  # couple id -> loops waited on an open ghost
+        self._surplus_seen: dict[str, float] = {}  # pair -> untracked amount, last check
+        self._untracked: set[str] = set()  # pairs with a position no trade owns
+        # "trade:<id>" / "pair:<pair>" -> (failed close attempts, monotonic time of next)
+        self._close_attempts: dict[str, tuple[int, float]] = {}
+        self._halted: str | None = None  # why new entries are stopped (manual intervention)
+        if config.get("runmode") in (RunMode.LIVE, RunMode.DRY_RUN):
+            retry = self.settings.live.error_retry_secs
+            throttle = (config.get("internals") or {}).get("process_throttle_secs", 5)
+            set_error_retry(float(retry if retry is not None else max(1, throttle)))
 
     @property
     def protections(self) -> list[dict[str, Any]]:  # type: ignore[override]
@@ -482,6 +501,8 @@ class CointPairsStrategy(IStrategy):
                           ) / lev
                 partner_side = "long" if ticket.is_long(partner_role) else "short"
                 reason = first_leg_refusal(
+                    untracked=tuple(sorted({pair, partner} & self._untracked)),
+                    halted=self._halted,
                     free_slots=int(self.config["max_open_trades"]) - Trade.get_open_trade_count(),
                     partner_open=bool(Trade.get_trades_proxy(pair=partner, is_open=True)),
                     partner_locked=self.is_pair_locked(
@@ -499,6 +520,8 @@ class CointPairsStrategy(IStrategy):
                         current_time, reason)
             return False
         ticket.accepted.append(role)
+        if len(ticket.accepted) == 2 and not self._backtesting():
+            self._pending[ticket.couple_id] = (ticket, role)  # cleared when its trade exists
         return True
 
     def _has_signal(self, pair: str, ticket: CoupleTicket, role: str) -> bool:
@@ -540,6 +563,13 @@ class CointPairsStrategy(IStrategy):
         if ticket is None:
             logger.warning("statarb: filled %s leg of %s without a ticket", role, couple)
             return
+        self._record_leg(trade, ticket, role)
+
+    def _record_leg(self, trade: Trade, ticket: CoupleTicket, role: str) -> None:
+        """A leg's entry filled: store the couple on its trade; both legs in: report it."""
+        pending = self._pending.get(ticket.couple_id)
+        if pending is not None and pending[1] == role:
+            del self._pending[ticket.couple_id]
         for key, value in ticket.custom_data(role).items():
             trade.set_custom_data(key, value)
         roles = self._entered.setdefault(ticket.couple_id, set())
@@ -553,6 +583,8 @@ class CointPairsStrategy(IStrategy):
 
     def _leg_closed(self, trade: Trade, order: Order) -> None:
         """When both legs of a couple are closed, report the couple's combined P&L."""
+        if self._close_attempts.pop(f"trade:{trade.id}", None) is not None:
+            self._maybe_resume()
         couple_id = trade.get_custom_data("couple_id")
         if couple_id is None or trade.is_open:
             return
@@ -603,15 +635,24 @@ class CointPairsStrategy(IStrategy):
                         repair.trade_id, repair.reason)
             if repair.action == "close_trade" and repair.trade_id is not None:
                 self._to_close[repair.trade_id] = ("reconcile_orphan", repair.reason)
-            elif repair.action in ("forget_trade", "close_position"):
+            elif repair.action == "forget_trade":
                 self._notify(messages.leg_incident(
                     "reconcile", repair.pair, repair.reason,
-                    "manual intervention required: check the position on the exchange",
+                    "its partner is closed as partner_exit; check the trade on the exchange",
                 ))
+        # A position no trade owns (an order sent just before a crash) is closed now,
+        # before the first loop can enter on top of it. No other thread trades yet.
+        for pair, amount in position_surplus(positions, legs).items():
+            self._untracked.add(pair)
+            self._close_untracked(pair, amount, "found at start with no open trade")
 
     def bot_loop_start(self, current_time: datetime, **kwargs) -> None:
-        """Live: report a change of the market regime once, when it happens."""
-        if self._backtesting() or self._regime is None or not len(self._regime):
+        """Live: watch the exchange for legs gone astray, then report a regime change."""
+        if self._backtesting():
+            return
+        if not self.config.get("dry_run", True):
+            self._watch_exchange()
+        if self._regime is None or not len(self._regime):
             return
         code = self._regime[-1]
         name = Regime(int(code)).name if np.isfinite(code) else "UNKNOWN"
@@ -620,6 +661,148 @@ class CointPairsStrategy(IStrategy):
             blocked = bool(self._blocked[-1]) if self._blocked is not None else False
             self._notify(messages.regime_changed(self._last_regime, name, mult, blocked))
         self._last_regime = name
+
+    # ------------------------------------------------------------------ live incidents
+    def _close_lone(self, trade: Trade, couple_id: str, partner_pair: str) -> str | None:
+        """Close a leg whose partner is gone, with bounded retries and backoff.
+
+        Asked again while the leg is still open means the previous exit did not happen
+        (its order failed): that counts as a failed attempt, and the next one waits the
+        backoff. After ``live.max_close_attempts`` new entries stop and a person is
+        called; the attempts go on at the capped backoff.
+        """
+        if self._backtesting():
+            return "partner_exit"
+        if couple_id in self._ghost_waits:
+            return None  # the partner's order is open on the exchange: not alone yet
+        key = f"trade:{trade.id}"
+        state = self._close_attempts.get(key)
+        if state is None:
+            self._notify(messages.leg_incident(
+                couple_id, trade.pair, f"is alone (partner {partner_pair} is not open)",
+                "closing it at market",
+            ))
+            self._close_attempts[key] = (0, 0.0)
+            return "partner_exit"
+        failures, next_at = state
+        if time.monotonic() < next_at:
+            return None
+        amount = -trade.amount if trade.is_short else trade.amount
+        self._close_failed(key, trade.pair, amount, failures, "its exit did not fill")
+        return "partner_exit"
+
+    def _watch_exchange(self) -> None:
+        """Once per live loop, before any exit or entry: resolve second legs whose order
+        failed (look for a ghost first) and close positions no trade owns.
+
+        An exchange error here is logged and the check runs again next loop; the lone-leg
+        rule in :meth:`custom_exit` does not depend on it.
+        """
+        try:
+            positions = open_positions(self.dp)
+            self._resolve_pending()
+        except Exception as exc:
+            logger.warning("statarb: cannot check the exchange this loop (%s); again next "
+                           "loop", exc)
+            return
+        legs = [
+            LegRecord(t.id, t.pair, t.get_custom_data("couple_id"),
+                      -t.amount if t.is_short else t.amount)
+            for t in Trade.get_open_trades()
+        ]
+        surplus = position_surplus(positions, legs)
+        self._untracked = set(surplus)
+        for pair, amount in surplus.items():
+            # Seen twice, a loop apart: an order whose trade Freqtrade is committing right
+            # now (a force entry from the REST API) is never mistaken for a leftover.
+            seen = self._surplus_seen.get(pair, 0.0)
+            if seen and (seen > 0) == (amount > 0):
+                self._close_untracked(pair, amount, "no open trade owns it")
+        self._surplus_seen = surplus
+        for key in [k for k in self._close_attempts if k.startswith("pair:")]:
+            if key[5:] not in surplus:
+                del self._close_attempts[key]  # closed (or gone): no longer failing
+        self._maybe_resume()
+
+    def _resolve_pending(self) -> None:
+        """A second leg was sent and no trade came of it: the order was rejected, timed
+        out, or was accepted with its answer lost (a ghost). Ask the exchange first; never
+        send it again (see :func:`statarb.legs.second_leg_failure`)."""
+        for couple_id, (ticket, role) in list(self._pending.items()):
+            pair, first_role = ticket.pair(role), ticket.partner_role(role)
+            tag = leg_tag(ticket.couple, role)
+            if any(t.enter_tag == tag for t in Trade.get_trades_proxy(pair=pair, is_open=True)):
+                del self._pending[couple_id]  # its trade exists: nothing failed
+                continue
+            first = next((t for t in Trade.get_trades_proxy(pair=ticket.pair(first_role),
+                                                            is_open=True)
+                          if t.enter_tag == leg_tag(ticket.couple, first_role)), None)
+            side = "buy" if ticket.is_long(role) else "sell"
+            known = {o.order_id for t in Trade.get_trades_proxy(pair=pair) for o in t.orders}
+            orders = entry_orders(self.dp, pair, side, ticket.entry_time - timedelta(minutes=1))
+            ghost = next((o for o in reversed(orders) if str(o["id"]) not in known), None)
+            decision = second_leg_failure(ghost_status(ghost), 0,
+                                          self.settings.live.max_close_attempts)
+            if decision.action == "wait_ghost" and self._ghost_waits.get(couple_id, 0) < 3:
+                self._ghost_waits[couple_id] = self._ghost_waits.get(couple_id, 0) + 1
+                logger.info("statarb: %s order %s of %s is open on the exchange; waiting",
+                            pair, ghost and ghost["id"], couple_id)
+                continue
+            del self._pending[couple_id]
+            self._ghost_waits.pop(couple_id, None)
+            if decision.action == "adopt_ghost" and ghost is not None and first is not None:
+                trade = adopt_entry(self, pair, ghost, tag, self.settings.leverage)
+                self._notify(messages.leg_incident(
+                    couple_id, pair, f"order {ghost['id']} filled on the exchange but its "
+                    "answer was lost", f"adopted as trade {trade.id}; the couple is hedged",
+                ))
+                self._record_leg(trade, ticket, role)
+            elif decision.action == "adopt_ghost" and ghost is not None:
+                filled = float(ghost.get("filled") or 0.0)
+                self._close_untracked(pair, filled if side == "buy" else -filled,
+                                      f"order {ghost['id']} filled after its partner closed")
+            else:
+                what = "its order was refused or lost, and the exchange has none"
+                self._notify(messages.leg_incident(
+                    couple_id, pair, what,
+                    f"closing {ticket.pair(first_role)} at market (partner_exit)"
+                    if first is not None else "nothing is open",
+                ))
+
+    def _close_untracked(self, pair: str, amount: float, why: str) -> None:
+        """Close a position no trade owns, reduce-only at market, with bounded retries."""
+        key = f"pair:{pair}"
+        attempts, next_at = self._close_attempts.get(key, (0, 0.0))
+        if time.monotonic() < next_at:
+            return
+        try:
+            order = close_position(self.dp, pair, amount, self.settings.leverage)
+        except Exception as exc:
+            self._close_failed(key, pair, amount, attempts, str(exc))
+            return
+        self._notify(messages.leg_incident(
+            "untracked", pair, f"position {amount:+g} {why}",
+            f"closed at market (reduce-only order {order.get('id')})",
+        ))
+        self._surplus_seen.pop(pair, None)
+
+    def _close_failed(self, key: str, pair: str, amount: float, attempts: int,
+                      error: str) -> None:
+        """One more failed close: back off; at the limit stop new entries and call a
+        person, once, while the retries go on."""
+        decision = second_leg_failure(None, attempts + 1, self.settings.live.max_close_attempts)
+        self._close_attempts[key] = (attempts + 1, time.monotonic() + decision.delay_s)
+        logger.warning("statarb: closing %s %+g failed (attempt %d): %s; retry in %.0f s",
+                       pair, amount, attempts + 1, error, decision.delay_s)
+        if decision.stop_entries and self._halted is None:
+            self._halted = f"{pair} {amount:+g} cannot be closed"
+            self._notify(messages.manual_intervention(pair, amount, attempts + 1, error))
+
+    def _maybe_resume(self) -> None:
+        if self._halted is not None and not self._close_attempts:
+            why = f"{self._halted.split(' ')[0]} is closed"
+            self._halted = None
+            self._notify(messages.entries_resumed(why))
 
     # ------------------------------------------------------------------ exits
     def custom_exit(self, pair: str, trade: Trade, current_time: datetime, current_rate: float,
@@ -651,11 +834,7 @@ class CointPairsStrategy(IStrategy):
         # bot loop before any exit check.
         grace = self._backtesting() and pd.Timestamp(trade.open_date_utc) >= candle
         if lone_leg(partner_open=partner is not None, opened_this_candle=grace):
-            self._notify(messages.leg_incident(
-                couple_id, pair, f"is alone (partner {partner_pair} is not open)",
-                "closing it at market",
-            ))
-            return "partner_exit"
+            return self._close_lone(trade, couple_id, str(partner_pair))
         if partner is None:
             return None
         universe = self._universe or self._ensure_universe()

@@ -121,6 +121,34 @@ def test_bad_coins_are_skipped_and_failures_keep_the_last_selection(
     assert "keeping the last selection" in caplog.text
 
 
+def test_a_restarted_bot_resumes_its_own_fresh_selection_without_fetching(
+    make_filter, frames, tmp_path: Path
+) -> None:
+    pairs = list(frames)
+    first = make_filter(FakeExchange(frames), max_couples=3)
+    whitelist = first.filter_pairlist(pairs, {})
+    # The bot restarts: a new filter with the same settings resumes without a download.
+    again = FakeExchange(frames)
+    resumed = make_filter(again, max_couples=3)
+    assert resumed.selection == first.selection
+    assert published.latest() == first.selection
+    assert resumed.filter_pairlist(pairs, {}) == whitelist
+    assert again.calls == []
+    # Other settings, other pairs offered, or a selection due for a refresh: select afresh.
+    other = FakeExchange(frames)
+    assert make_filter(other, max_couples=2).selection is None
+    make_filter(other, max_couples=2).filter_pairlist(pairs, {})
+    assert len(other.calls) == 1
+    offered = FakeExchange(frames)
+    make_filter(offered, max_couples=2).filter_pairlist(pairs[:-1], {})
+    assert len(offered.calls) == 1
+    stale = FakeExchange(frames)
+    assert make_filter(stale, max_couples=2, refresh_period=0).selection is None
+    # A corrupt file is reported and ignored.
+    (tmp_path / published.FILE_NAME).write_text("{not json")
+    assert make_filter(FakeExchange(frames), max_couples=2).selection is None
+
+
 def test_empty_selection_is_logged_and_leaves_no_pairs(make_filter, frames, caplog) -> None:
     pl = make_filter(FakeExchange(frames), max_pvalue=1e-12)
     with caplog.at_level(logging.WARNING):

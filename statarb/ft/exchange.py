@@ -1,17 +1,24 @@
-"""Exchange state the strategy needs beyond Freqtrade's public strategy API.
+"""Exchange state and orders the strategy needs beyond Freqtrade's public strategy API.
 
-Why here: restart reconciliation compares the trade database with the exchange's
-positions, and the strategy interface offers no positions call; the exchange object
-behind the DataProvider is Freqtrade-internal.
+Why here: keeping a couple hedged live means looking at the exchange itself - its
+positions (restart reconciliation, untracked positions), the orders it holds for a leg
+whose answer was lost (a "ghost") and closing a position no trade owns. The strategy
+interface offers none of these; the exchange object behind the DataProvider is
+Freqtrade-internal, so every use of it is here.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from statarb.ft import FREQTRADE_VERSION
 
-__all__ = ["FREQTRADE_VERSION", "open_positions"]
+__all__ = ["FREQTRADE_VERSION", "close_position", "entry_orders", "open_positions"]
+
+
+def _exchange(dp: Any) -> Any:
+    return dp._exchange  # Freqtrade-internal: the Exchange instance behind the dp
 
 
 def open_positions(dp: Any) -> dict[str, float]:
@@ -19,12 +26,45 @@ def open_positions(dp: Any) -> dict[str, float]:
 
     Raises whatever the exchange raises: the caller decides whether to retry.
     """
-    exchange = dp._exchange  # Freqtrade-internal: the Exchange instance behind the dp
     out: dict[str, float] = {}
-    for pos in exchange.fetch_positions():
+    for pos in _exchange(dp).fetch_positions():
         contracts = float(pos.get("contracts") or 0.0)
         if not contracts:
             continue
         size = contracts * float(pos.get("contractSize") or 1.0)
         out[pos["symbol"]] = -size if pos.get("side") == "short" else size
     return out
+
+
+def entry_orders(dp: Any, pair: str, side: str, since: datetime) -> list[dict[str, Any]]:
+    """Orders the exchange holds for ``pair`` on ``side`` ("buy"/"sell") since ``since``
+    that open a position (not reduce-only), newest last, amounts in base currency.
+
+    This is how a ghost is found: an order the exchange accepted while the bot never got
+    the answer. Raises whatever the exchange raises.
+    """
+    exchange = _exchange(dp)
+    orders = exchange.fetch_orders(pair, since)
+    out = []
+    for order in orders:
+        if order.get("side") != side or order.get("reduceOnly"):
+            continue
+        out.append(exchange._order_contracts_to_amount(dict(order)))
+    return sorted(out, key=lambda o: o.get("timestamp") or 0)
+
+
+def close_position(dp: Any, pair: str, signed_amount: float, leverage: float) -> dict[str, Any]:
+    """Close ``signed_amount`` of ``pair`` (negative: a short) at market, reduce-only, so
+    it can never open or flip a position. Returns the exchange's order; raises on failure.
+
+    For positions no trade owns (Freqtrade would never close them): a leg whose order was
+    sent just before a crash, an untracked leftover.
+    """
+    exchange = _exchange(dp)
+    side = "sell" if signed_amount > 0 else "buy"
+    ticker = exchange.fetch_ticker(pair)
+    rate = float(ticker.get("last") or ticker.get("close") or 0.0)
+    return exchange.create_order(
+        pair=pair, ordertype="market", side=side, amount=abs(signed_amount), rate=rate,
+        leverage=leverage, reduceOnly=True, initial_order=False,
+    )

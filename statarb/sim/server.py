@@ -14,6 +14,7 @@ import json
 import logging
 import socket
 import struct
+import sys
 import threading
 import time
 from collections import Counter
@@ -216,6 +217,16 @@ class _SimHTTPServer(ThreadingHTTPServer):
         self.clock = clock
         self.private = private
         self.stats = RequestStats()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client hanging up (a dropped link, a bot killed mid-request) is part of the
+        scenarios, not a simulator error: log it quietly instead of the stdlib's
+        traceback on stderr."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError):
+            logger.debug("client %s went away: %s", client_address, exc)
+            return
+        super().handle_error(request, client_address)
 
 
 class SimServer:
