@@ -117,6 +117,7 @@ class LiveRun:
         self.log = workdir / "freqtrade-0.log"
         self.api_port = 0
         self.outage_s = 0.0  # seconds the scenario kept the bot from the exchange
+        self.extra_config: dict[str, Any] = {}  # merged into the run's config
         self._hooks: list[Callable[[Entry], None]] = []
         record = self.sim.journal.record
 
@@ -139,6 +140,7 @@ class LiveRun:
             "user_data_dir": str(self.user_data),
             "api_server": {"listen_port": self.api_port},
             "internals": {"process_throttle_secs": THROTTLE_S},
+            **self.extra_config,
         }))
         self.runs += 1
         self.log = self.workdir / f"freqtrade-{self.runs}.log"
@@ -344,8 +346,10 @@ def live_run(workdir: Path | None) -> Iterator[LiveRun]:
 
 
 def _scenario(name: str, workdir: Path | None, act: Callable[[LiveRun], list[str] | None],
-              arm: Callable[[LiveRun], None] | None = None) -> ScenarioResult:
-    """Shared shape: arm, start, act (its notes join the verdict), settle, judge, stop."""
+              arm: Callable[[LiveRun], None] | None = None,
+              after: Callable[[LiveRun], list[str]] | None = None) -> ScenarioResult:
+    """Shared shape: arm, start, act, settle, check ``after``, judge, stop; the notes of
+    ``act`` and ``after`` (what went wrong) join the verdict."""
     with live_run(workdir) as run:
         try:
             if arm is not None:
@@ -353,6 +357,8 @@ def _scenario(name: str, workdir: Path | None, act: Callable[[LiveRun], list[str
             run.start()
             notes = act(run) or []
             run.settle()
+            if after is not None:
+                notes += after(run)
             return judge(name, run, notes)
         except ChaosError as err:
             result = judge(name, run, [f"run error: {err}"])
@@ -466,6 +472,65 @@ def kill9_between_legs(workdir: Path | None = None) -> ScenarioResult:
     return _scenario("kill9_between_legs", workdir, act, arm=arm)
 
 
+CLOSE_REFUSALS = 3
+"""Closes the exchange refuses in :func:`close_keeps_failing`; also the run's
+``statarb.live.max_close_attempts``, so the refusals reach the manual-intervention limit."""
+
+
+def close_keeps_failing(workdir: Path | None = None) -> ScenarioResult:
+    """The x leg is refused, then the exchange refuses to close the lone y leg
+    :data:`CLOSE_REFUSALS` times (-1001, internal error). The bot must retry with backoff,
+    stop new entries and call a person naming the coin and amount, and end flat once the
+    exchange accepts, then resume entries.
+
+    Its bound adds what the refusals cost by design: their span plus the backoff the bot
+    waits after the last one before trying again (:func:`statarb.legs.backoff`).
+    """
+    from statarb.legs import backoff
+
+    def arm(run: LiveRun) -> None:
+        run.extra_config = {"statarb": {"live": {"max_close_attempts": CLOSE_REFUSALS}}}
+        run.sim.faults.add("reject", symbol=X_SYMBOL, code=-2019)
+        fired = threading.Event()
+
+        def hook(entry: Entry) -> None:
+            if (entry["event"] == "order" and entry["symbol"] == Y_SYMBOL
+                    and not fired.is_set()):
+                fired.set()  # the entry went through: refuse what comes next for WLD
+                run.sim.faults.add("reject", symbol=Y_SYMBOL, code=-1001,
+                                   count=CLOSE_REFUSALS)
+
+        run.on_entry(hook)
+
+    def act(run: LiveRun) -> list[str]:
+        run.wait_first_order()
+        run.wait("the manual-intervention alert",
+                 lambda: "MANUAL INTERVENTION REQUIRED" in run.log.read_text(), 120)
+        return []
+
+    def after(run: LiveRun) -> list[str]:
+        entries = run.sim.journal.entries()
+        refused = [e["wall_ms"] for e in entries
+                   if e["event"] == "fault" and e["symbol"] == Y_SYMBOL]
+        run.outage_s = ((refused[-1] - refused[0]) / 1000 if refused else 0.0) \
+            + backoff(CLOSE_REFUSALS)
+        first = next(e for e in entries if e["event"] == "order" and e["symbol"] == Y_SYMBOL)
+        amount = f"{Decimal(str(first['qty'])).normalize():f}"
+        log = run.log.read_text()
+        alerts = [line for line in log.splitlines() if "MANUAL INTERVENTION REQUIRED" in line
+                  and "rpc" not in line]
+        notes = []
+        if len(refused) != CLOSE_REFUSALS:
+            notes.append(f"{len(refused)} closes refused, expected {CLOSE_REFUSALS}")
+        if len(alerts) != 1 or f"long {amount} WLD/USDT:USDT" not in alerts[0]:
+            notes.append(f"expected one alert naming long {amount} WLD/USDT:USDT: {alerts}")
+        if "statarb entries resumed" not in log:
+            notes.append("entries were not resumed after the close")
+        return notes
+
+    return _scenario("close_keeps_failing", workdir, act, arm=arm, after=after)
+
+
 def liquidation_one_leg(workdir: Path | None = None) -> ScenarioResult:
     """The exchange liquidates the x leg once both legs are open: the y leg is now alone."""
 
@@ -495,7 +560,8 @@ SCENARIOS: dict[str, Callable[..., ScenarioResult]] = {
     for f in (
         partial_fill_first_leg_60, partial_fill_first_leg_10, reject_second_leg_margin,
         rate_limit_second_leg, ghost_order_second_leg, timeout_no_order_second_leg,
-        drop_mid_entry, kill9_between_legs, liquidation_one_leg, forceexit_one_leg,
+        drop_mid_entry, kill9_between_legs, close_keeps_failing, liquidation_one_leg,
+        forceexit_one_leg,
     )
 }
 

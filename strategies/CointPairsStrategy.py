@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -158,9 +159,11 @@ class CointPairsStrategy(IStrategy):
         self._ghost_waits: dict[str, int] = {}  # couple id -> loops waited on an open ghost
         self._surplus_seen: dict[str, float] = {}  # pair -> untracked amount, last check
         self._untracked: set[str] = set()  # pairs with a position no trade owns
-        # "trade:<id>" / "pair:<pair>" -> (failed close attempts, monotonic time of next)
-        self._close_attempts: dict[str, tuple[int, float]] = {}
+        # "trade:<id>" / "pair:<pair>" -> (failed attempts, monotonic time of the last
+        # attempt, time the next may go; 0: the last one is not judged yet)
+        self._close_attempts: dict[str, tuple[int, float, float]] = {}
         self._halted: str | None = None  # why new entries are stopped (manual intervention)
+        self._entry_lock = threading.Lock()
         if config.get("runmode") in (RunMode.LIVE, RunMode.DRY_RUN):
             retry = self.settings.live.error_retry_secs
             throttle = (config.get("internals") or {}).get("process_throttle_secs", 5)
@@ -478,7 +481,13 @@ class CointPairsStrategy(IStrategy):
         parsed = parse_leg_tag(entry_tag)
         if parsed is None:
             return True  # not a couple leg (a manual force entry): Freqtrade's business
-        couple, role = parsed
+        # The bot loop and a REST/Telegram force entry may confirm legs at the same time:
+        # one decision at a time, so a leg is never accepted twice.
+        with self._entry_lock:
+            return self._confirm_leg(pair, amount, rate, current_time, *parsed)
+
+    def _confirm_leg(self, pair: str, amount: float, rate: float, current_time: datetime,
+                     couple: str, role: str) -> bool:
         ticket = self._tickets.get(self._ticket_key(couple, current_time))
         if ticket is None:
             logger.info("statarb: refuse %s leg of %s: no ticket", role, couple)
@@ -666,29 +675,35 @@ class CointPairsStrategy(IStrategy):
     def _close_lone(self, trade: Trade, couple_id: str, partner_pair: str) -> str | None:
         """Close a leg whose partner is gone, with bounded retries and backoff.
 
-        Asked again while the leg is still open means the previous exit did not happen
-        (its order failed): that counts as a failed attempt, and the next one waits the
-        backoff. After ``live.max_close_attempts`` new entries stop and a person is
-        called; the attempts go on at the capped backoff.
+        Asked again while the leg is still open means the last exit did not happen (its
+        order failed): that counts as a failed attempt, and the next one waits the backoff
+        from it. After ``live.max_close_attempts`` failures new entries stop and a person
+        is called; the attempts go on at the capped backoff.
         """
         if self._backtesting():
             return "partner_exit"
         if couple_id in self._ghost_waits:
             return None  # the partner's order is open on the exchange: not alone yet
         key = f"trade:{trade.id}"
+        now = time.monotonic()
         state = self._close_attempts.get(key)
         if state is None:
             self._notify(messages.leg_incident(
                 couple_id, trade.pair, f"is alone (partner {partner_pair} is not open)",
                 "closing it at market",
             ))
-            self._close_attempts[key] = (0, 0.0)
+        else:
+            failures, last, next_at = state
+            if not next_at:  # the attempt at `last` is judged now: it failed
+                amount = -trade.amount if trade.is_short else trade.amount
+                next_at = self._close_failed(key, trade.pair, amount, failures, last,
+                                             "its exit did not fill")
+            if now < next_at:
+                return None
+            failures = self._close_attempts[key][0]
+            self._close_attempts[key] = (failures, now, 0.0)
             return "partner_exit"
-        failures, next_at = state
-        if time.monotonic() < next_at:
-            return None
-        amount = -trade.amount if trade.is_short else trade.amount
-        self._close_failed(key, trade.pair, amount, failures, "its exit did not fill")
+        self._close_attempts[key] = (0, now, 0.0)
         return "partner_exit"
 
     def _watch_exchange(self) -> None:
@@ -772,13 +787,14 @@ class CointPairsStrategy(IStrategy):
     def _close_untracked(self, pair: str, amount: float, why: str) -> None:
         """Close a position no trade owns, reduce-only at market, with bounded retries."""
         key = f"pair:{pair}"
-        attempts, next_at = self._close_attempts.get(key, (0, 0.0))
-        if time.monotonic() < next_at:
+        failures, _, next_at = self._close_attempts.get(key, (0, 0.0, 0.0))
+        now = time.monotonic()
+        if now < next_at:
             return
         try:
             order = close_position(self.dp, pair, amount, self.settings.leverage)
         except Exception as exc:
-            self._close_failed(key, pair, amount, attempts, str(exc))
+            self._close_failed(key, pair, amount, failures, now, str(exc))
             return
         self._notify(messages.leg_incident(
             "untracked", pair, f"position {amount:+g} {why}",
@@ -786,17 +802,22 @@ class CointPairsStrategy(IStrategy):
         ))
         self._surplus_seen.pop(pair, None)
 
-    def _close_failed(self, key: str, pair: str, amount: float, attempts: int,
-                      error: str) -> None:
-        """One more failed close: back off; at the limit stop new entries and call a
-        person, once, while the retries go on."""
-        decision = second_leg_failure(None, attempts + 1, self.settings.live.max_close_attempts)
-        self._close_attempts[key] = (attempts + 1, time.monotonic() + decision.delay_s)
-        logger.warning("statarb: closing %s %+g failed (attempt %d): %s; retry in %.0f s",
-                       pair, amount, attempts + 1, error, decision.delay_s)
+    def _close_failed(self, key: str, pair: str, amount: float, failures: int,
+                      attempted_at: float, error: str) -> float:
+        """The close attempted at ``attempted_at`` failed: record it and return when the
+        next attempt may go (backoff from that attempt). At the limit, stop new entries
+        and call a person, once; the attempts go on."""
+        failures += 1
+        decision = second_leg_failure(None, failures, self.settings.live.max_close_attempts)
+        next_at = attempted_at + decision.delay_s
+        self._close_attempts[key] = (failures, attempted_at, next_at)
+        logger.warning("statarb: closing %s %+g failed (attempt %d): %s; next attempt in "
+                       "%.0f s", pair, amount, failures, error,
+                       max(0.0, next_at - time.monotonic()))
         if decision.stop_entries and self._halted is None:
             self._halted = f"{pair} {amount:+g} cannot be closed"
-            self._notify(messages.manual_intervention(pair, amount, attempts + 1, error))
+            self._notify(messages.manual_intervention(pair, amount, failures, error))
+        return next_at
 
     def _maybe_resume(self) -> None:
         if self._halted is not None and not self._close_attempts:

@@ -42,3 +42,16 @@ def test_credentials_file_is_private_random_and_kept(tmp_path: Path) -> None:
     assert values["FREQTRADE__API_SERVER__PASSWORD"] != other["FREQTRADE__API_SERVER__PASSWORD"]
     assert len(values["FREQTRADE__API_SERVER__JWT_SECRET_KEY"]) >= 32
     assert not values["FREQTRADE__API_SERVER__PASSWORD"][0].isdigit()
+
+
+def test_worker_retry_after_a_temporary_error_is_set_where_the_worker_reads_it() -> None:
+    import freqtrade.worker as worker
+
+    from statarb.ft.worker import set_error_retry
+
+    before = worker.RETRY_TIMEOUT
+    try:
+        assert set_error_retry(2.0) == before
+        assert worker.RETRY_TIMEOUT == 2.0  # the global _process_running sleeps on
+    finally:
+        set_error_retry(before)

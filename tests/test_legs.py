@@ -175,3 +175,84 @@ def test_reconcile_repairs_every_kind_of_mismatch() -> None:
         ("forget_trade", "LTC/USDT:USDT"), ("close_trade", "XRP/USDT:USDT"),
         ("close_position", "ADA/USDT:USDT"),
     }
+
+
+def test_position_surplus_is_what_no_trade_owns() -> None:
+    from statarb.legs import LegRecord, position_surplus
+
+    legs = [
+        LegRecord(1, "WLD/USDT:USDT", "WLD~ARB@t", 1210.0),
+        LegRecord(2, "ARB/USDT:USDT", "WLD~ARB@t", -3842.7),
+        LegRecord(3, "LTC/USDT:USDT", "LTC~XRP@t", 2.0),
+    ]
+    positions = {
+        "WLD/USDT:USDT": 2420.0,  # re-entered on top of a crash leftover: half is surplus
+        "ARB/USDT:USDT": -3842.7,  # owned exactly
+        "LTC/USDT:USDT": 1.0,  # reduced on the exchange: not a surplus (lone-leg rule)
+        "ADA/USDT:USDT": -30.0,  # a ghost or a crash leg: all of it
+        "DOT/USDT:USDT": 0.0,
+    }
+    assert position_surplus(positions, legs) == {"WLD/USDT:USDT": 1210.0,
+                                                "ADA/USDT:USDT": -30.0}
+    # A position on the other side of its trade is never "closed" beyond what it holds.
+    flipped = position_surplus({"LTC/USDT:USDT": -1.0}, [LegRecord(3, "LTC/USDT:USDT", None,
+                                                                   0.5)])
+    assert flipped == {"LTC/USDT:USDT": -1.0}
+    assert position_surplus({}, legs) == {}
+
+
+def test_ghost_status_maps_ccxt_orders_to_the_failure_decision() -> None:
+    from statarb.legs import ghost_status, second_leg_failure
+
+    assert ghost_status(None) is None
+    assert ghost_status({"status": "closed", "filled": 3842.7}) == "FILLED"
+    assert ghost_status({"status": "open", "filled": 10}) == "PARTIALLY_FILLED"
+    assert ghost_status({"status": "canceled", "filled": 10}) == "PARTIALLY_FILLED"
+    assert ghost_status({"status": "open", "filled": 0}) == "NEW"
+    assert ghost_status({"status": "canceled", "filled": 0}) is None
+    assert ghost_status({"status": "rejected", "filled": None}) is None
+    found = {"status": "closed", "filled": 1.0}
+    assert second_leg_failure(ghost_status(found), 0).action == "adopt_ghost"
+    assert second_leg_failure(ghost_status(None), 0).action == "close_first"
+
+
+def test_a_leg_is_sent_once_per_ticket() -> None:
+    t = _ticket()
+    t.accepted.extend(["y", "x"])  # the x order failed after being sent
+    assert "sent already" in second_leg_refusal(t, "x", 0.01, 0.001)
+
+
+def test_first_leg_refused_on_untracked_positions_and_when_halted() -> None:
+    ok = dict(free_slots=2, partner_open=False, partner_locked=False, partner_signal=True,
+              stake_available=100.0, stake_needed=100.0)
+    assert "no trade owns on WLD/USDT:USDT" in first_leg_refusal(
+        **ok, untracked=("WLD/USDT:USDT",))
+    assert "new entries are stopped: WLD +1210 cannot be closed" in first_leg_refusal(
+        **ok, halted="WLD +1210 cannot be closed")
+
+
+def test_live_settings_defaults_and_bad_values() -> None:
+    live = StrategySettings.from_config({}, H).live
+    assert (live.error_retry_secs, live.max_close_attempts) == (None, 5)
+    live = StrategySettings.from_config(
+        {"statarb": {"live": {"error_retry_secs": 3, "max_close_attempts": 2}}}, H).live
+    assert (live.error_retry_secs, live.max_close_attempts) == (3, 2)
+    for section, match in [
+        ({"retry": 1}, r"unknown live key\(s\) \['retry'\]"),
+        ({"error_retry_secs": 0.5}, "error_retry_secs=0.5 must be between 1 and 30"),
+        ({"max_close_attempts": 0}, "max_close_attempts=0 must be a whole number"),
+        ({"max_close_attempts": 2.5}, "max_close_attempts=2.5"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            StrategySettings.from_config({"statarb": {"live": section}}, H)
+
+
+def test_manual_intervention_message_names_coin_amount_and_what_goes_on() -> None:
+    from statarb import messages
+
+    text = messages.manual_intervention("WLD/USDT:USDT", -1210.0, 5, "Internal error")
+    assert text.startswith("statarb MANUAL INTERVENTION REQUIRED: cannot close short 1210 "
+                           "WLD/USDT:USDT after 5 attempts (Internal error)")
+    assert "new entries are stopped" in text and "retries go on" in text
+    assert messages.entries_resumed("WLD/USDT:USDT is closed") == (
+        "statarb entries resumed: WLD/USDT:USDT is closed")

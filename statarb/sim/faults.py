@@ -87,6 +87,7 @@ class Fault:
         if self.msg:
             return self.msg
         return {
+            -1001: "Internal error; unable to process your request. Please try again.",
             -2019: INSUFFICIENT_MARGIN,
             -1003: "Too many requests; current limit is 2400 requests per minute.",
             -1121: "Invalid symbol.",
