@@ -159,6 +159,7 @@ class CointPairsStrategy(IStrategy):
         self._ghost_waits: dict[str, int] = {}  # couple id -> loops waited on an open ghost
         self._surplus_seen: dict[str, float] = {}  # pair -> untracked amount, last check
         self._untracked: set[str] = set()  # pairs with a position no trade owns
+        self._foreign: set[str] = set()  # untracked positions outside our pairs, reported
         # "trade:<id>" / "pair:<pair>" -> (failed attempts, monotonic time of the last
         # attempt, time the next may go; 0: the last one is not judged yet)
         self._close_attempts: dict[str, tuple[int, float, float]] = {}
@@ -651,7 +652,7 @@ class CointPairsStrategy(IStrategy):
                 ))
         # A position no trade owns (an order sent just before a crash) is closed now,
         # before the first loop can enter on top of it. No other thread trades yet.
-        for pair, amount in position_surplus(positions, legs).items():
+        for pair, amount in self._our_surplus(positions, legs).items():
             self._untracked.add(pair)
             self._close_untracked(pair, amount, "found at start with no open trade")
 
@@ -725,7 +726,7 @@ class CointPairsStrategy(IStrategy):
                       -t.amount if t.is_short else t.amount)
             for t in Trade.get_open_trades()
         ]
-        surplus = position_surplus(positions, legs)
+        surplus = self._our_surplus(positions, legs)
         self._untracked = set(surplus)
         for pair, amount in surplus.items():
             # Seen twice, a loop apart: an order whose trade Freqtrade is committing right
@@ -738,6 +739,23 @@ class CointPairsStrategy(IStrategy):
             if key[5:] not in surplus:
                 del self._close_attempts[key]  # closed (or gone): no longer failing
         self._maybe_resume()
+
+    def _our_surplus(self, positions: dict[str, float],
+                     legs: list[LegRecord]) -> dict[str, float]:
+        """Untracked positions on pairs this bot trades (its whitelist, its couples).
+
+        A position elsewhere on the account is not one this bot could have opened; it is
+        reported once and left alone (a bot should have its own account or sub-account).
+        """
+        ours = set(self.dp.current_whitelist()) | set(self._pairs.values())
+        surplus = position_surplus(positions, legs)
+        for pair in sorted(set(surplus) - ours - self._foreign):
+            self._foreign.add(pair)
+            self._notify(messages.leg_incident(
+                "untracked", pair, f"position {surplus[pair]:+g} is not a pair this bot "
+                "trades", "left alone; keep other positions off this bot's account",
+            ))
+        return {p: a for p, a in surplus.items() if p in ours}
 
     def _resolve_pending(self) -> None:
         """A second leg was sent and no trade came of it: the order was rejected, timed

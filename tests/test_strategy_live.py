@@ -87,6 +87,9 @@ class FakeDp:
         self._exchange = exchange
         self.sent: list[str] = []
 
+    def current_whitelist(self) -> list[str]:
+        return [WLD, ARB]
+
     def market(self, pair: str) -> dict[str, Any]:
         return {"precision": {"amount": 0.1}}
 
@@ -197,16 +200,20 @@ def test_no_ghost_leaves_the_first_leg_to_the_lone_leg_rule(strategy: Any) -> No
 
 def test_untracked_position_is_closed_reduce_only_after_two_sightings(strategy: Any) -> None:
     exchange = strategy.dp._exchange
-    exchange.positions = [{"symbol": WLD, "contracts": 1210.0, "contractSize": 1,
-                           "side": "long"}]
+    exchange.positions = [
+        {"symbol": WLD, "contracts": 1210.0, "contractSize": 1, "side": "long"},
+        {"symbol": "BTC/USDT:USDT", "contracts": 0.5, "contractSize": 1, "side": "long"},
+    ]
     strategy._watch_exchange()
     assert exchange.created == [] and strategy._untracked == {WLD}
     strategy._watch_exchange()
-    assert len(exchange.created) == 1
+    assert len(exchange.created) == 1  # BTC is not a pair this bot trades: left alone
     order = exchange.created[0]
     assert (order["pair"], order["side"], order["amount"], order["reduceOnly"]) == (
         WLD, "sell", 1210.0, True)
     assert any("untracked: WLD/USDT:USDT position +1210" in m for m in strategy.dp.sent)
+    foreign = [m for m in strategy.dp.sent if "BTC/USDT:USDT" in m]
+    assert len(foreign) == 1 and "left alone" in foreign[0]  # reported once
 
 
 def test_failing_closes_back_off_then_stop_entries_and_call_a_person(
