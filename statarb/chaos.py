@@ -542,6 +542,18 @@ def liquidation_one_leg(workdir: Path | None = None) -> ScenarioResult:
     return _scenario("liquidation_one_leg", workdir, act)
 
 
+def delist_one_leg(workdir: Path | None = None) -> ScenarioResult:
+    """The exchange delists ARB once both legs are open and settles its position: the y leg
+    is alone, and ARB refuses new orders (-1121)."""
+
+    def act(run: LiveRun) -> list[str]:
+        run.wait_both_open()
+        run.sim.faults.add("delist", symbol=X_SYMBOL, settle=True)
+        return []
+
+    return _scenario("delist_one_leg", workdir, act)
+
+
 def forceexit_one_leg(workdir: Path | None = None) -> ScenarioResult:
     """``/forceexit`` of the x leg through the REST API: the partner must follow."""
 
@@ -561,7 +573,7 @@ SCENARIOS: dict[str, Callable[..., ScenarioResult]] = {
         partial_fill_first_leg_60, partial_fill_first_leg_10, reject_second_leg_margin,
         rate_limit_second_leg, ghost_order_second_leg, timeout_no_order_second_leg,
         drop_mid_entry, kill9_between_legs, close_keeps_failing, liquidation_one_leg,
-        forceexit_one_leg,
+        delist_one_leg, forceexit_one_leg,
     )
 }
 
