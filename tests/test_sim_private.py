@@ -327,3 +327,38 @@ def test_control_api_lists_clears_and_validates_faults(sim: SimServer, ex) -> No
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(f"{sim.url}/fapi/v1/_sim/state", timeout=5)
     assert json.loads(err.value.read())["code"] == -5000
+
+
+def test_funding_is_settled_on_held_positions_as_binance_charges_it(sim: SimServer,
+                                                                    ex) -> None:
+    # START is 10:30; Binance settles BTC funding at 16:00 UTC. Hold a long BTC and a
+    # short ETH across it; the settlement uses the mark price at 16:00 and that rate.
+    ex.create_order(BTC, "market", "buy", 0.02)
+    ex.create_order(ETH, "market", "sell", 0.5)
+    ex.fetch_balance()  # a request before the settlement: nothing to settle yet
+    assert ex.fapiPrivateGetIncome({"incomeType": "FUNDING_FEE"}) == []
+    wallet_before = sim.private.account.wallet  # wallet balance, without unrealised PnL
+    sim.clock.set("2025-06-01T16:10:00Z")
+    income = ex.fapiPrivateGetIncome({"incomeType": "FUNDING_FEE"})
+    settle = pd.Timestamp("2025-06-01T16:00:00Z")
+    expected = {}
+    for base, signed in (("BTC", Decimal("0.02")), ("ETH", Decimal("-0.5"))):
+        rates = feather(base, "funding_rate").set_index("date")
+        marks = feather(base, "mark").set_index("date")
+        # Independent of the simulator: the recorded rate and the mark candle's open.
+        rate = rates.loc[rates.index > pd.Timestamp(START), "funding_rate"].iloc[0]
+        assert rates.index[rates.index > pd.Timestamp(START)][0] == settle
+        mark = Decimal(repr(float(marks.loc[settle, "open"])))
+        expected[f"{base}USDT"] = -signed * mark * Decimal(repr(float(rate)))
+    got = {i["symbol"]: Decimal(i["income"]) for i in income}
+    assert set(got) == set(expected)
+    for symbol, value in expected.items():
+        assert float(got[symbol]) == pytest.approx(float(value), rel=1e-9)
+    assert {i["time"] for i in income} == {int(settle.timestamp() * 1000)}
+    assert float(sim.private.account.wallet - wallet_before) == pytest.approx(
+        float(sum(expected.values())), abs=1e-9)
+    # Settled once: more requests after it charge nothing more.
+    ex.fetch_balance()
+    assert len(ex.fapiPrivateGetIncome({"incomeType": "FUNDING_FEE"})) == 2
+    assert [e["symbol"] for e in sim.journal.entries() if e["event"] == "funding"] == [
+        "BTCUSDT", "ETHUSDT"]

@@ -206,6 +206,10 @@ class Account:
         self._next_id += 1
         return self._next_id
 
+    def next_id(self) -> int:
+        """A fresh id for an order, trade or income record."""
+        return self._id()
+
     def position(self, symbol: str) -> Position:
         pos = self.positions.get(symbol)
         if pos is None:

@@ -7,7 +7,9 @@ client that forgot its credentials fails here as it would live.
 
 Prices come from the same replayed candles as the tickers (:func:`price_now` at the replay
 clock), and resting LIMIT orders are matched against them at the start of every private
-request, so a bot polling its orders sees them fill as the replayed price moves. Faults
+request, so a bot polling its orders sees them fill as the replayed price moves; funding
+is settled there too, on the positions held at each settlement of the symbol's recorded
+funding history (:meth:`PrivateApi.settle_funding`). Faults
 armed in :attr:`PrivateApi.faults` are applied here, and every order event and position
 change is written to :attr:`PrivateApi.journal`.
 """
@@ -23,13 +25,15 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from statarb.sim.api import BinanceError, Query, invalid_symbol, mandatory
 from statarb.sim.clock import ReplayClock
 from statarb.sim.faults import Fault, FaultBook
 from statarb.sim.journal import Journal
 from statarb.sim.klines import price_now
 from statarb.sim.market_data import MarketData
-from statarb.sim.matching import Account, Order, Rejected, Trade, dec
+from statarb.sim.matching import Account, Income, Order, Rejected, Trade, dec
 from statarb.sim.private_json import (
     account_json,
     balance_json,
@@ -161,6 +165,7 @@ class PrivateApi:
         self.faults = FaultBook()
         self.faults.on_immediate = self._act_now
         self._brackets: dict[str, list[dict[str, Any]]] | None = None
+        self._funded_to: int | None = None  # replay instant funding is settled up to
         self._exchange_info: tuple[frozenset[str], bytes] | None = None
         self.routes: dict[tuple[str, str], PrivateHandler] = {}
         for version in ("v2", "v3"):
@@ -210,6 +215,7 @@ class PrivateApi:
             raise BinanceError(401, -2014, "API-key format invalid.")
         now = self.clock.now_ms()
         with self.lock:
+            self.settle_funding(now)
             self._match_resting(now)
         fault = self.faults.take(method, path, q.get("symbol"))
         if fault is not None and fault.kind in ("reject", "timeout_before"):
@@ -299,6 +305,46 @@ class PrivateApi:
             },
         )
 
+    def settle_funding(self, now: int) -> list[tuple[str, int, Decimal]]:
+        """Charge or pay funding for every settlement since the last call, as Binance does:
+        ``-position x mark price x rate`` at each settlement time of the symbol's funding
+        history (longs pay a positive rate). Returns ``(symbol, time, amount)`` settled.
+
+        Called at the start of every private request (and before the exchange acts on its
+        own), before that request's orders, so a settlement sees the positions held at its
+        time: orders only ever come with a request. Settlements before the first call
+        (before the simulator served anyone) are not charged.
+        """
+        start, self._funded_to = self._funded_to, now
+        if start is None or now <= start:
+            return []
+        settled = []
+        for symbol, pos in self.account.positions.items():
+            if not pos.amount:
+                continue
+            funding = self.market_data.funding(symbol)
+            if funding is None:
+                continue
+            lo, hi = np.searchsorted(funding.time_ms, [start, now], side="right")
+            for t, rate in zip(funding.time_ms[lo:hi], funding.rate[lo:hi], strict=True):
+                mark = price_now(self.market_data.candles(symbol, "mark"), int(t))
+                if mark is None:
+                    mark = price_now(self.market_data.candles(symbol, "futures"), int(t))
+                if mark is None or not np.isfinite(rate):
+                    continue
+                amount = -pos.amount * dec(mark) * dec(float(rate))
+                shown = self.clock.shown(int(t))
+                self.account.wallet += amount
+                self.account.incomes.append(Income(self.account.next_id(), symbol,
+                                                   "FUNDING_FEE", amount, shown))
+                self.journal.record(
+                    "funding", "settled", replay_ms=int(t), shown_ms=shown, symbol=symbol,
+                    qty=pos.amount, price=dec(mark), rate=float(rate), income=amount,
+                    wallet_after=self.account.wallet,
+                )
+                settled.append((symbol, int(t), amount))
+        return settled
+
     def _match_resting(self, now: int) -> None:
         shown = self.clock.shown(now)
         symbols = {
@@ -316,6 +362,8 @@ class PrivateApi:
         """Liquidation and delisting: the exchange acts on the account by itself."""
         assert fault.symbol is not None
         now = self.clock.now_ms()
+        with self.lock:
+            self.settle_funding(now)
         self.journal.record(
             "fault",
             fault.kind,
@@ -370,6 +418,7 @@ class PrivateApi:
             if wallet is not None:
                 self.wallet = dec(wallet)
             self.account = Account(wallet=self.wallet, slippage_bps=self.slippage_bps)
+            self._funded_to = None
             self.journal.clear()
             self.faults.clear()
 
