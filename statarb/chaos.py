@@ -399,9 +399,28 @@ def rate_limit_second_leg(workdir: Path | None = None) -> ScenarioResult:
 
 
 def ghost_order_second_leg(workdir: Path | None = None) -> ScenarioResult:
-    """The x order is created but its answer never arrives (a ghost the bot cannot see)."""
+    """The x order is created but its answer never arrives (a ghost the bot cannot see).
+
+    Once settled, the adopted x leg must be a trade like any other: both legs open in the
+    ratio, the x trade tagged as the couple's leg, and a ``/forceexit`` of it closes the
+    couple (judged flat at the end)."""
+
+    def after(run: LiveRun) -> list[str]:
+        held = run.positions()
+        notes = []
+        if {Y_SYMBOL, X_SYMBOL} - set(held):
+            notes.append(f"after the ghost the account holds {sorted(held)}, not both legs")
+        client = run.client()
+        x = [t for t in client.status() if t["pair"].startswith("ARB/")]
+        if len(x) != 1 or x[0].get("enter_tag") != "WLD~ARB:x":
+            return [*notes, f"the ghost ARB leg is not one couple trade: {x}"]
+        client.forceexit(x[0]["trade_id"])
+        run.settle()
+        return notes
+
     return _scenario("ghost_order_second_leg", workdir, _first_order_then_settle,
-                     arm=lambda r: r.sim.faults.add("timeout_after", symbol=X_SYMBOL))
+                     arm=lambda r: r.sim.faults.add("timeout_after", symbol=X_SYMBOL),
+                     after=after)
 
 
 def timeout_no_order_second_leg(workdir: Path | None = None) -> ScenarioResult:
