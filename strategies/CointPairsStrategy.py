@@ -139,6 +139,15 @@ class CointPairsStrategy(IStrategy):
                 "trade slots (one per leg)"
             )
         self.max_couples = mot // 2
+        types = config.get("order_types") or {}
+        resting = sorted(k for k in ("entry", "exit", "force_entry", "force_exit")
+                         if types.get(k, "market") != "market")
+        if resting:
+            raise ValueError(
+                f"order_types {({k: types[k] for k in resting})} are not supported: "
+                "CointPairsStrategy places both legs of a couple at market so they fill "
+                "together; set them to \"market\" (or leave them out of the config)"
+            )
         self._universe: Universe | None = None
         self._universe_key: tuple | None = None
         self._pairs: dict[str, str] = {}  # coin -> pair

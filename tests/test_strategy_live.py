@@ -247,3 +247,10 @@ def test_failing_closes_back_off_then_stop_entries_and_call_a_person(
     strategy._leg_closed(trade, None)
     assert strategy._halted is None
     assert strategy.dp.sent[-1] == "statarb entries resumed: WLD/USDT:USDT is closed"
+
+
+def test_resting_order_types_are_refused_by_name() -> None:
+    config = {"max_open_trades": 10, "stake_currency": "USDT", "timeframe": "1h",
+              "order_types": {"entry": "limit", "exit": "market"}}
+    with pytest.raises(ValueError, match=r"\{'entry': 'limit'\} are not supported"):
+        _strategy_class()(config)
