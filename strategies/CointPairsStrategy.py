@@ -31,7 +31,7 @@ from freqtrade.strategy import DecimalParameter, IStrategy
 
 from statarb import messages, published
 from statarb.ft.adopt import adopt_entry
-from statarb.ft.exchange import close_position, entry_orders, open_positions
+from statarb.ft.exchange import cancel_order, close_position, entry_orders, open_positions
 from statarb.ft.markets import leg_limits
 from statarb.ft.worker import set_error_retry
 from statarb.legs import (
@@ -792,6 +792,14 @@ class CointPairsStrategy(IStrategy):
                 continue
             del self._pending[couple_id]
             self._ghost_waits.pop(couple_id, None)
+            if decision.action == "wait_ghost" and ghost is not None:
+                # Still open after three loops: cancel it and give the couple up. Should it
+                # fill before the cancel lands, the position is untracked and closed.
+                try:
+                    cancel_order(self.dp, pair, str(ghost["id"]))
+                except Exception as exc:
+                    logger.warning("statarb: cancelling %s order %s failed (%s)", pair,
+                                   ghost["id"], exc)
             if decision.action == "adopt_ghost" and ghost is not None and first is not None:
                 trade = adopt_entry(self, pair, ghost, tag, self.settings.leverage)
                 self._notify(messages.leg_incident(
@@ -804,7 +812,9 @@ class CointPairsStrategy(IStrategy):
                 self._close_untracked(pair, filled if side == "buy" else -filled,
                                       f"order {ghost['id']} filled after its partner closed")
             else:
-                what = "its order was refused or lost, and the exchange has none"
+                what = ("its order stayed open on the exchange for three loops and was "
+                        "cancelled" if decision.action == "wait_ghost" else
+                        "its order was refused or lost, and the exchange has none")
                 self._notify(messages.leg_incident(
                     couple_id, pair, what,
                     f"closing {ticket.pair(first_role)} at market (partner_exit)"

@@ -44,7 +44,11 @@ class FakeExchange:
         self.positions: list[dict[str, Any]] = []
         self.orders: list[dict[str, Any]] = []
         self.created: list[dict[str, Any]] = []
+        self.cancelled: list[tuple[str, str]] = []
         self.fail_create: Exception | None = None
+
+    def cancel_order(self, order_id: str, pair: str) -> None:
+        self.cancelled.append((pair, order_id))
 
     def fetch_positions(self) -> list[dict[str, Any]]:
         return self.positions
@@ -254,3 +258,23 @@ def test_resting_order_types_are_refused_by_name() -> None:
               "order_types": {"entry": "limit", "exit": "market"}}
     with pytest.raises(ValueError, match=r"\{'entry': 'limit'\} are not supported"):
         _strategy_class()(config)
+
+
+def test_an_open_ghost_order_holds_the_first_leg_for_three_loops(strategy: Any) -> None:
+    ticket = _ticket(["y", "x"])
+    strategy._pending[ticket.couple_id] = (ticket, "x")
+    first = _open_trade(WLD, "WLD~ARB:y", 1210.0, short=False)
+    exchange = strategy.dp._exchange
+    exchange.orders = [{"id": "78", "symbol": ARB, "side": "sell", "status": "open",
+                        "filled": 0.0, "amount": 3842.7, "reduceOnly": False}]
+    exchange.positions = [{"symbol": WLD, "contracts": 1210.0, "contractSize": 1,
+                           "side": "long"}]
+    for _ in range(3):  # the partner may still fill: the first leg is not alone yet
+        strategy._watch_exchange()
+        assert strategy._close_lone(first, ticket.couple_id, ARB) is None
+    strategy._watch_exchange()  # still open after three loops: give up on it
+    assert not strategy._pending and not strategy._ghost_waits
+    assert exchange.cancelled == [(ARB, "78")]  # cancelled, never duplicated
+    assert any("stayed open on the exchange for three loops" in m for m in strategy.dp.sent)
+    assert strategy._close_lone(first, ticket.couple_id, ARB) == "partner_exit"
+    assert exchange.created == []

@@ -14,7 +14,9 @@ from typing import Any
 
 from statarb.ft import FREQTRADE_VERSION
 
-__all__ = ["FREQTRADE_VERSION", "close_position", "entry_orders", "open_positions"]
+__all__ = [
+    "FREQTRADE_VERSION", "cancel_order", "close_position", "entry_orders", "open_positions",
+]
 
 
 def _exchange(dp: Any) -> Any:
@@ -68,3 +70,8 @@ def close_position(dp: Any, pair: str, signed_amount: float, leverage: float) ->
         pair=pair, ordertype="market", side=side, amount=abs(signed_amount), rate=rate,
         leverage=leverage, reduceOnly=True, initial_order=False,
     )
+
+
+def cancel_order(dp: Any, pair: str, order_id: str) -> None:
+    """Cancel an order Freqtrade does not know (a ghost still open). Raises on failure."""
+    _exchange(dp).cancel_order(order_id, pair)
