@@ -278,3 +278,35 @@ def test_an_open_ghost_order_holds_the_first_leg_for_three_loops(strategy: Any) 
     assert any("stayed open on the exchange for three loops" in m for m in strategy.dp.sent)
     assert strategy._close_lone(first, ticket.couple_id, ARB) == "partner_exit"
     assert exchange.created == []
+
+
+def test_an_untracked_position_that_will_not_close_calls_a_person_then_resumes(
+    strategy: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [500.0]
+
+    class Clock:
+        @staticmethod
+        def monotonic() -> float:
+            return clock[0]
+
+    monkeypatch.setitem(type(strategy)._close_lone.__globals__, "time", Clock)
+    exchange = strategy.dp._exchange
+    exchange.fail_create = RuntimeError("-1001 Internal error")
+    exchange.positions = [{"symbol": WLD, "contracts": 5.0, "contractSize": 1,
+                           "side": "short"}]
+    for t in (0, 2, 4, 5, 8, 9):  # seen at 0; tries at 2 (fails), 4 (fails: the limit)
+        clock[0] = 500.0 + t
+        strategy._watch_exchange()
+    alerts = [m for m in strategy.dp.sent if "MANUAL INTERVENTION REQUIRED" in m]
+    assert len(alerts) == 1 and "cannot close short 5 WLD/USDT:USDT after 2 attempts" in alerts[0]
+    assert "-1001 Internal error" in alerts[0]
+    assert strategy._halted and strategy._untracked == {WLD}
+    exchange.fail_create = None
+    clock[0] = 520.0  # past the backoff: this attempt goes through
+    strategy._watch_exchange()
+    assert [o["side"] for o in exchange.created] == ["buy"]
+    exchange.positions = []  # the exchange is flat now
+    strategy._watch_exchange()
+    assert strategy._halted is None and strategy._untracked == set()
+    assert strategy.dp.sent[-1] == "statarb entries resumed: WLD/USDT:USDT is closed"
