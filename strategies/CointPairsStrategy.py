@@ -173,6 +173,7 @@ class CointPairsStrategy(IStrategy):
         # attempt, time the next may go; 0: the last one is not judged yet)
         self._close_attempts: dict[str, tuple[int, float, float]] = {}
         self._halted: str | None = None  # why new entries are stopped (manual intervention)
+        self._halted_pair = ""  # the position behind it
         self._entry_lock = threading.Lock()
         if config.get("runmode") in (RunMode.LIVE, RunMode.DRY_RUN):
             retry = self.settings.live.error_retry_secs
@@ -633,14 +634,7 @@ class CointPairsStrategy(IStrategy):
         """
         if self.dp is None or self._backtesting():
             return
-        legs: list[LegRecord] = []
-        for t in Trade.get_open_trades():
-            couple_id = t.get_custom_data("couple_id")
-            parsed = parse_leg_tag(t.enter_tag)
-            if couple_id is None and parsed is not None:
-                couple_id = f"{parsed[0]}@{pd.Timestamp(t.open_date_utc):%Y-%m-%dT%H:00}"
-            signed = -t.amount if t.is_short else t.amount
-            legs.append(LegRecord(t.id, t.pair, couple_id, signed))
+        legs = self._open_legs()
         if self.config.get("dry_run", True):
             positions = {leg.pair: leg.amount for leg in legs}
         else:
@@ -664,6 +658,20 @@ class CointPairsStrategy(IStrategy):
         for pair, amount in self._our_surplus(positions, legs).items():
             self._untracked.add(pair)
             self._close_untracked(pair, amount, "found at start with no open trade")
+
+    @staticmethod
+    def _open_legs() -> list[LegRecord]:
+        """The open trades as legs: couple id from custom data, or from the tag when the
+        bot stopped before it was stored; amounts signed (negative: short)."""
+        legs = []
+        for t in Trade.get_open_trades():
+            couple_id = t.get_custom_data("couple_id")
+            parsed = parse_leg_tag(t.enter_tag)
+            if couple_id is None and parsed is not None:
+                couple_id = f"{parsed[0]}@{pd.Timestamp(t.open_date_utc):%Y-%m-%dT%H:00}"
+            legs.append(LegRecord(t.id, t.pair, couple_id, -t.amount if t.is_short
+                                  else t.amount))
+        return legs
 
     def bot_loop_start(self, current_time: datetime, **kwargs) -> None:
         """Live: watch the exchange for legs gone astray, then report a regime change."""
@@ -696,24 +704,21 @@ class CointPairsStrategy(IStrategy):
             return None  # the partner's order is open on the exchange: not alone yet
         key = f"trade:{trade.id}"
         now = time.monotonic()
-        state = self._close_attempts.get(key)
-        if state is None:
+        if key not in self._close_attempts:
             self._notify(messages.leg_incident(
                 couple_id, trade.pair, f"is alone (partner {partner_pair} is not open)",
                 "closing it at market",
             ))
         else:
-            failures, last, next_at = state
+            failures, last, next_at = self._close_attempts[key]
             if not next_at:  # the attempt at `last` is judged now: it failed
                 amount = -trade.amount if trade.is_short else trade.amount
                 next_at = self._close_failed(key, trade.pair, amount, failures, last,
                                              "its exit did not fill")
             if now < next_at:
                 return None
-            failures = self._close_attempts[key][0]
-            self._close_attempts[key] = (failures, now, 0.0)
-            return "partner_exit"
-        self._close_attempts[key] = (0, now, 0.0)
+        failures = self._close_attempts.get(key, (0, 0.0, 0.0))[0]
+        self._close_attempts[key] = (failures, now, 0.0)  # this attempt, judged next call
         return "partner_exit"
 
     def _watch_exchange(self) -> None:
@@ -730,12 +735,7 @@ class CointPairsStrategy(IStrategy):
             logger.warning("statarb: cannot check the exchange this loop (%s); again next "
                            "loop", exc)
             return
-        legs = [
-            LegRecord(t.id, t.pair, t.get_custom_data("couple_id"),
-                      -t.amount if t.is_short else t.amount)
-            for t in Trade.get_open_trades()
-        ]
-        surplus = self._our_surplus(positions, legs)
+        surplus = self._our_surplus(positions, self._open_legs())
         self._untracked = set(surplus)
         for pair, amount in surplus.items():
             # Seen twice, a loop apart: an order whose trade Freqtrade is committing right
@@ -852,15 +852,14 @@ class CointPairsStrategy(IStrategy):
                        "%.0f s", pair, amount, failures, error,
                        max(0.0, next_at - time.monotonic()))
         if decision.stop_entries and self._halted is None:
-            self._halted = f"{pair} {amount:+g} cannot be closed"
+            self._halted, self._halted_pair = f"{pair} {amount:+g} cannot be closed", pair
             self._notify(messages.manual_intervention(pair, amount, failures, error))
         return next_at
 
     def _maybe_resume(self) -> None:
         if self._halted is not None and not self._close_attempts:
-            why = f"{self._halted.split(' ')[0]} is closed"
             self._halted = None
-            self._notify(messages.entries_resumed(why))
+            self._notify(messages.entries_resumed(f"{self._halted_pair} is closed"))
 
     # ------------------------------------------------------------------ exits
     def custom_exit(self, pair: str, trade: Trade, current_time: datetime, current_rate: float,
