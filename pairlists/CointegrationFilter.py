@@ -209,12 +209,15 @@ class CointegrationFilter(IPairList):
                 frame.set_index("date")["close"].astype(float)
                 if frame is not None and not frame.empty else pd.Series(dtype=float)
             )
-        last = max((s.index[-1] for s in closes.values() if len(s)), default=None)
-        if last is None:
+        lasts = [s.index[-1] for s in closes.values() if len(s)]
+        if not lasts:
             logger.warning("%s: no candles for any pair; keeping the last selection", self.name)
             return
         freq = pd.Timedelta(seconds=self._candle_seconds)
-        end = last + freq
+        # A fetch that straddles a candle close gives the pairs fetched after it one more
+        # closed candle: the window ends at the last candle every current pair has, so none
+        # is skipped for it (pairs further behind are stale and are skipped).
+        end = min(t for t in lasts if t >= max(lasts) - freq) + freq
         start = end - self._lookback * freq
         panel = build_log_panel(closes, start, end, freq)
         skipped = {pair_of[c]: r for c, r in {**panel.not_covered, **panel.bad}.items()}

@@ -47,8 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from statarb.credentials import credentials
-from statarb.offline import free_port, offline_env, replay_start, stop_process
-from statarb.sim import DEFAULT_DATADIR, DEFAULT_MARKETS, REPO_ROOT, ReplayClock, SimServer
+from statarb.offline import free_port, offline_env, replay_start, shifted_clock, stop_process
+from statarb.sim import DEFAULT_DATADIR, DEFAULT_MARKETS, REPO_ROOT, SimServer
 from statarb.sim.journal import Entry, naked_intervals
 from statarb.sim.run import DEFAULT_OVERLAY, write_overlay
 
@@ -66,6 +66,8 @@ SETTLE_MAX_S = 75.0
 """Upper bound on the wait for a settled account after the fault; then it is judged as is."""
 FIRST_ORDER_TIMEOUT_S = 240.0
 """Start-up (pairlist, history, first analysis) until the first leg's order."""
+SCENARIO_MAX_S = 180.0
+"""Wall time a scenario is given before a candle close (they take 30-60 s)."""
 
 Y_SYMBOL, X_SYMBOL = "WLDUSDT", "ARBUSDT"
 LIVE_KEYS = {
@@ -108,7 +110,8 @@ class LiveRun:
             (self.user_data / sub).mkdir(parents=True, exist_ok=True)
         self.db = workdir / "live.sqlite"
         self.creds = credentials()
-        clock = ReplayClock.shifted_to_now(replay_start())
+        # A scenario (first order, fault, settle) must not cross a candle close.
+        clock = shifted_clock(replay_start(), run_s=SCENARIO_MAX_S)
         self.sim = SimServer(datadir=DEFAULT_DATADIR, markets=DEFAULT_MARKETS, port=0,
                              clock=clock).start()
         self.overlay = write_overlay(DEFAULT_OVERLAY, self.sim.port, DEFAULT_DATADIR, workdir)

@@ -13,11 +13,15 @@ import re
 import signal
 import socket
 import subprocess
+import sys
+import time
 
+from statarb.sim.clock import ReplayClock
 from statarb.sim.market_data import REPO_ROOT
 
 __all__ = [
-    "CLOSED_PROXY", "REPO_ROOT", "free_port", "offline_env", "replay_start", "stop_process",
+    "CLOSED_PROXY", "REPO_ROOT", "free_port", "offline_env", "replay_start", "shifted_clock",
+    "stop_process",
 ]
 
 CLOSED_PROXY = "http://127.0.0.1:9"
@@ -63,3 +67,24 @@ def replay_start() -> str:
     if match is None:
         raise RuntimeError("REPLAY_START not found in the Makefile")
     return match.group(1)
+
+
+CANDLE_S = 3600
+"""The strategy's candle (1h): a shifted replay closes one when the wall clock does."""
+
+
+def shifted_clock(start: str, run_s: float) -> ReplayClock:
+    """A replay of ``start`` served as now (:meth:`ReplayClock.shifted_to_now`), begun at
+    least ``run_s`` seconds before the next wall-clock candle close.
+
+    Why: a bot run that expects the signal of ``start``'s candle (a couple opening on the
+    first loop) must not cross a candle close, where the replay moves to the next candle
+    and the signal may be gone. Closer than ``run_s`` to the close, this waits for it
+    (printing why), so such runs never flake on the hour.
+    """
+    remaining = CANDLE_S - time.time() % CANDLE_S
+    if remaining < run_s:
+        print(f"waiting {remaining + 2:.0f} s for the candle close before a {run_s:.0f} s "
+              "run on a shifted replay", file=sys.stderr, flush=True)
+        time.sleep(remaining + 2)
+    return ReplayClock.shifted_to_now(start)

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 from freqtrade_client import FtRestClient
 
-from statarb.sim import ReplayClock, SimServer
+from statarb.offline import shifted_clock
+from statarb.sim import SimServer
 from statarb.sim.run import DEFAULT_OVERLAY, write_overlay
 from tests.offline import (
     API_CREDENTIALS,
@@ -90,7 +91,7 @@ class Bot:
 @pytest.fixture
 def bot(tmp_path: Path) -> Iterator[Bot]:
     require_shared()
-    clock = ReplayClock.shifted_to_now(REPLAY_START)
+    clock = shifted_clock(REPLAY_START, run_s=150)
     with SimServer(datadir=DATADIR, markets=MARKETS, port=0, clock=clock) as sim:
         runner = Bot(tmp_path, sim)
         try:

@@ -149,6 +149,19 @@ def test_a_restarted_bot_resumes_its_own_fresh_selection_without_fetching(
     assert make_filter(FakeExchange(frames), max_couples=2).selection is None
 
 
+def test_a_fetch_straddling_a_candle_close_keeps_every_pair(make_filter, frames) -> None:
+    # Half the pairs were fetched after the hour: they have one more closed candle.
+    later = {p: pd.concat([f, f.iloc[[-1]].assign(date=f["date"].iloc[-1] + pd.Timedelta(
+        hours=1))], ignore_index=True) if i % 2 else f for i, (p, f) in enumerate(frames.items())}
+    straddled = make_filter(FakeExchange(later), max_couples=3)
+    straddled.filter_pairlist(list(frames), {})
+    assert straddled.selection.skipped == {}
+    assert pd.Timestamp(straddled.selection.formation_end) == END  # the common last candle
+    aligned = make_filter(FakeExchange(frames), max_couples=3, refresh_period=0)
+    aligned.filter_pairlist(list(frames), {})
+    assert straddled.selection.couples == aligned.selection.couples
+
+
 def test_empty_selection_is_logged_and_leaves_no_pairs(make_filter, frames, caplog) -> None:
     pl = make_filter(FakeExchange(frames), max_pvalue=1e-12)
     with caplog.at_level(logging.WARNING):

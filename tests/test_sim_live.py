@@ -408,3 +408,19 @@ def test_run_wrapper_shift_to_now() -> None:
     )
     assert done.returncode == 3, done.stderr
     assert "shown as" in done.stderr
+
+
+def test_shifted_clock_waits_out_a_candle_close_that_would_fall_inside_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import statarb.offline as offline
+
+    slept: list[float] = []
+    wall = [parse_instant("2026-11-21T06:59:00Z") / 1000]
+    monkeypatch.setattr(offline.time, "time", lambda: wall[0])
+    monkeypatch.setattr(offline.time, "sleep", lambda s: slept.append(s))
+    offline.shifted_clock(REPLAY_START, run_s=150)  # 60 s to the close: wait it out
+    assert slept == [pytest.approx(62.0)]
+    wall[0] = parse_instant("2026-11-21T06:30:00Z") / 1000
+    offline.shifted_clock(REPLAY_START, run_s=150)  # 30 min left: go at once
+    assert len(slept) == 1

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from freqtrade_client import FtRestClient
 
-from statarb.sim import ReplayClock, SimServer
+from statarb.offline import shifted_clock
+from statarb.sim import SimServer
 from statarb.sim.journal import naked_intervals
 from statarb.sim.run import DEFAULT_OVERLAY, write_overlay
 from tests.offline import (
@@ -61,7 +62,7 @@ def live_bot(tmp_path: Path) -> Iterator[dict[str, Any]]:
         )
     )
     log = tmp_path / "freqtrade.log"
-    clock = ReplayClock.shifted_to_now(REPLAY_START)
+    clock = shifted_clock(REPLAY_START, run_s=150)
     with SimServer(datadir=DATADIR, markets=MARKETS, port=0, clock=clock) as sim:
         overlay = write_overlay(DEFAULT_OVERLAY, sim.port, DATADIR, tmp_path)
         cmd = [

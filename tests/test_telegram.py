@@ -225,7 +225,8 @@ def test_patched_freqtrade_telegram_app_talks_to_the_fake_server(
 THROTTLE_S = 2  # process_throttle_secs of this run: one bot loop
 @pytest.fixture
 def telegram_bot(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    from statarb.sim import ReplayClock, SimServer
+    from statarb.offline import shifted_clock
+    from statarb.sim import SimServer
     from statarb.sim.run import DEFAULT_OVERLAY, write_overlay
     from tests.shared_data import DATADIR, MARKETS, require_shared
 
@@ -241,7 +242,7 @@ def telegram_bot(tmp_path: Path) -> Iterator[dict[str, Any]]:
         "internals": {"process_throttle_secs": THROTTLE_S},
     }))
     log = tmp_path / "freqtrade.log"
-    clock = ReplayClock.shifted_to_now(REPLAY_START)
+    clock = shifted_clock(REPLAY_START, run_s=150)
     with (FakeTelegram(TOKEN, chat_id=CHAT_ID) as tg,
           SimServer(datadir=DATADIR, markets=MARKETS, port=0, clock=clock) as sim):
         overlay = write_overlay(DEFAULT_OVERLAY, sim.port, DATADIR, tmp_path)
