@@ -59,8 +59,8 @@ class FakeExchange:
     def _order_contracts_to_amount(self, order: dict[str, Any]) -> dict[str, Any]:
         return order
 
-    def fetch_ticker(self, pair: str) -> dict[str, float]:
-        return {"last": 0.7}
+    def _order_needs_price(self, side: str, ordertype: str) -> bool:
+        return False  # Binance market orders
 
     def create_order(self, **kw: Any) -> dict[str, Any]:
         if self.fail_create is not None:
@@ -111,6 +111,20 @@ def strategy() -> Any:
     strat.dp = FakeDp(FakeExchange())
     yield strat
     Trade.session.remove()
+
+
+@pytest.fixture
+def clock(strategy: Any, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The strategy's monotonic clock, set by the test: ``clock[0] = seconds``."""
+    now = [0.0]
+
+    class Clock:
+        @staticmethod
+        def monotonic() -> float:
+            return now[0]
+
+    monkeypatch.setitem(type(strategy)._close_lone.__globals__, "time", Clock)
+    return now
 
 
 def _ticket(accepted: list[str]) -> CoupleTicket:
@@ -221,16 +235,9 @@ def test_untracked_position_is_closed_reduce_only_after_two_sightings(strategy: 
 
 
 def test_failing_closes_back_off_then_stop_entries_and_call_a_person(
-    strategy: Any, monkeypatch: pytest.MonkeyPatch
+    strategy: Any, clock: list[float]
 ) -> None:
-    clock = [1000.0]
-
-    class Clock:
-        @staticmethod
-        def monotonic() -> float:
-            return clock[0]
-
-    monkeypatch.setitem(type(strategy)._close_lone.__globals__, "time", Clock)
+    clock[0] = 1000.0
     trade = _open_trade(WLD, "WLD~ARB:y", 1210.0, short=False)
     calls = []
     for t in (0, 2, 3, 4, 6, 8, 13.9, 14):  # the leg never closes: every exit fails
@@ -281,16 +288,9 @@ def test_an_open_ghost_order_holds_the_first_leg_for_three_loops(strategy: Any) 
 
 
 def test_an_untracked_position_that_will_not_close_calls_a_person_then_resumes(
-    strategy: Any, monkeypatch: pytest.MonkeyPatch
+    strategy: Any, clock: list[float]
 ) -> None:
-    clock = [500.0]
-
-    class Clock:
-        @staticmethod
-        def monotonic() -> float:
-            return clock[0]
-
-    monkeypatch.setitem(type(strategy)._close_lone.__globals__, "time", Clock)
+    clock[0] = 500.0
     exchange = strategy.dp._exchange
     exchange.fail_create = RuntimeError("-1001 Internal error")
     exchange.positions = [{"symbol": WLD, "contracts": 5.0, "contractSize": 1,

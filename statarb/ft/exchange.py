@@ -64,8 +64,10 @@ def close_position(dp: Any, pair: str, signed_amount: float, leverage: float) ->
     """
     exchange = _exchange(dp)
     side = "sell" if signed_amount > 0 else "buy"
-    ticker = exchange.fetch_ticker(pair)
-    rate = float(ticker.get("last") or ticker.get("close") or 0.0)
+    rate = 0.0  # Binance takes market orders without a price: no ticker request on the way
+    if exchange._order_needs_price(side, "market"):
+        ticker = exchange.fetch_ticker(pair)
+        rate = float(ticker.get("last") or ticker.get("close") or 0.0)
     return exchange.create_order(
         pair=pair, ordertype="market", side=side, amount=abs(signed_amount), rate=rate,
         leverage=leverage, reduceOnly=True, initial_order=False,
