@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from freqtrade.enums import RunMode
 from freqtrade.exceptions import OperationalException
 from freqtrade.exchange import timeframe_to_seconds
 from freqtrade.exchange.exchange_types import Tickers
 from freqtrade.persistence import Trade
 from freqtrade.plugins.pairlist.IPairList import IPairList, PairlistParameter, SupportsBacktesting
 
+from statarb.ft.runmode import run_mode
 from statarb.panel import build_log_panel
 from statarb.published import FILE_NAME, Selection, publish, read
 from statarb.selection import SelectionParams, choose_couples
@@ -100,7 +100,7 @@ class CointegrationFilter(IPairList):
         by the length of that download. The selection is exactly what the bot would have
         kept in memory had it not stopped.
         """
-        if self._config.get("runmode") not in (RunMode.LIVE, RunMode.DRY_RUN):
+        if not run_mode(self._config).trading:
             return  # a bot restarting; test-pairlist and backtests always select afresh
         if self._path is None or not self._path.exists():
             return
@@ -179,14 +179,15 @@ class CointegrationFilter(IPairList):
         return self._selection
 
     def filter_pairlist(self, pairlist: list[str], tickers: Tickers) -> list[str]:
-        if self._config.get("runmode") in (RunMode.BACKTEST, RunMode.HYPEROPT):
+        mode = run_mode(self._config)
+        if mode.simulated:  # backtest, hyperopt, bias checks: the strategy walks forward
             return pairlist
         now = datetime.now(UTC).timestamp()
         stale = now - self._refreshed_at >= self._refresh_period
         if stale or self._selection is None or tuple(pairlist) != self._incoming:
             self._refresh(pairlist, now)
         chosen = [p for p in (self._selection.pairs if self._selection else []) if p in pairlist]
-        open_pairs = [t.pair for t in Trade.get_open_trades()]
+        open_pairs = [t.pair for t in Trade.get_open_trades()] if mode.trading else []
         return chosen + [p for p in open_pairs if p in pairlist and p not in chosen]
 
     def _refresh(self, pairlist: list[str], now: float) -> None:

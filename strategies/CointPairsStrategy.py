@@ -16,16 +16,15 @@ are hyperoptable. See the README for every key.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-import threading
 import time
 from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from freqtrade.enums import RunMode
 from freqtrade.persistence import Order, Trade
 from freqtrade.strategy import DecimalParameter, IStrategy
 
@@ -33,6 +32,7 @@ from statarb import messages, published
 from statarb.ft.adopt import adopt_entry
 from statarb.ft.exchange import cancel_order, close_position, entry_orders, open_positions
 from statarb.ft.markets import leg_limits
+from statarb.ft.runmode import Mode, run_mode, universe_pairs
 from statarb.ft.worker import set_error_retry
 from statarb.legs import (
     CoupleTicket,
@@ -49,6 +49,7 @@ from statarb.legs import (
     second_leg_failure,
     second_leg_refusal,
 )
+from statarb.live import LiveState
 from statarb.regime import Regime, market_regime
 from statarb.settings import StrategySettings
 from statarb.signals import (
@@ -132,7 +133,11 @@ class CointPairsStrategy(IStrategy):
                 f"({self.time_stop_half_lives.high} half-lives x max_half_life_hours="
                 f"{self.settings.selection.max_half_life_hours} = {longest} h)"
             )
-        mot = int(config.get("max_open_trades", 0))
+        self.mode = run_mode(config)
+        mot = config.get("max_open_trades", 0)
+        if self.mode.solo_legs and mot in (-1, math.inf):
+            mot = 2 * 10**6  # lookahead-analysis: no slot limit, for every pair
+        mot = int(mot)
         if mot < 2 or mot % 2:
             raise ValueError(
                 f"max_open_trades={mot} must be an even number >= 2: each couple takes two "
@@ -162,23 +167,17 @@ class CointPairsStrategy(IStrategy):
         self._last_regime: str | None = None
         # trade id -> (exit reason, why): legs to close at their next check
         self._to_close: dict[int, tuple[str, str]] = {}
-        # Live incident state. couple id -> (ticket, role): second legs sent whose trade
-        # has not appeared yet (a failed order, or a ghost to look up on the exchange).
-        self._pending: dict[str, tuple[CoupleTicket, str]] = {}
-        self._ghost_waits: dict[str, int] = {}  # couple id -> loops waited on an open ghost
-        self._surplus_seen: dict[str, float] = {}  # pair -> untracked amount, last check
-        self._untracked: set[str] = set()  # pairs with a position no trade owns
-        self._foreign: set[str] = set()  # untracked positions outside our pairs, reported
-        # "trade:<id>" / "pair:<pair>" -> (failed attempts, monotonic time of the last
-        # attempt, time the next may go; 0: the last one is not judged yet)
-        self._close_attempts: dict[str, tuple[int, float, float]] = {}
-        self._halted: str | None = None  # why new entries are stopped (manual intervention)
-        self._halted_pair = ""  # the position behind it
-        self._entry_lock = threading.Lock()
-        if config.get("runmode") in (RunMode.LIVE, RunMode.DRY_RUN):
+        # Live leg supervision: only in a running bot (see statarb.ft.runmode).
+        self._live: LiveState | None = None
+        if self.mode.trading:
+            self._live = LiveState()
             retry = self.settings.live.error_retry_secs
             throttle = (config.get("internals") or {}).get("process_throttle_secs", 5)
             set_error_retry(float(retry if retry is not None else max(1, throttle)))
+        if self.mode is Mode.PLOT:
+            # plot-dataframe loads the plotted pairs with this many candles before its
+            # timerange; the partners' candles must reach as far back.
+            config.setdefault("startup_candle_count", self.startup_candle_count)
 
     @property
     def protections(self) -> list[dict[str, Any]]:  # type: ignore[override]
@@ -186,7 +185,7 @@ class CointPairsStrategy(IStrategy):
         return self.settings.protections
 
     def informative_pairs(self) -> list[tuple[str, str]]:
-        pairs = list(self.dp.current_whitelist()) if self.dp else []
+        pairs = universe_pairs(self.mode, self.config, self.dp) if self.dp else []
         if self.settings.regime_pair not in pairs:
             pairs.append(self.settings.regime_pair)
         return [(p, self.timeframe) for p in pairs]
@@ -196,15 +195,20 @@ class CointPairsStrategy(IStrategy):
                  side: str, **kwargs) -> float:
         return min(self.settings.leverage, max_leverage)
 
+    def _sup(self) -> LiveState:
+        """The live supervision state; only a running bot has one. (A method, not a
+        property: Freqtrade reads every attribute of a strategy to find its parameters.)"""
+        if self._live is None:
+            raise RuntimeError(f"live leg supervision is not available in {self.mode} mode")
+        return self._live
+
     # ------------------------------------------------------------------ universe and plan
-    def _backtesting(self) -> bool:
-        return self.dp.runmode in (RunMode.BACKTEST, RunMode.HYPEROPT)
 
     def _ensure_universe(self) -> Universe:
         """Walk-forward selection for the whole whitelist, once per new candle (live) or
         once per run (backtesting)."""
-        pairs = list(self.dp.current_whitelist())
-        if self._universe is not None and self._backtesting() and self._universe_key == (
+        pairs = universe_pairs(self.mode, self.config, self.dp)
+        if self._universe is not None and self.mode.history and self._universe_key == (
             tuple(pairs), None
         ):
             return self._universe  # backtesting: the whole history is known at once
@@ -214,8 +218,8 @@ class CointPairsStrategy(IStrategy):
             if frame is not None and not frame.empty:
                 frames[pair.split("/")[0]] = frame[["date", "open", "close"]]
         last = max((f["date"].iloc[-1] for f in frames.values()), default=None)
-        selection = None if self._backtesting() else published.latest()
-        key = (tuple(pairs), None if self._backtesting() else (last, id(selection)))
+        selection = None if self.mode.history else published.latest()
+        key = (tuple(pairs), None if self.mode.history else (last, id(selection)))
         if self._universe is not None and self._universe_key == key:
             return self._universe
         if len(frames) < 2:
@@ -243,10 +247,10 @@ class CointPairsStrategy(IStrategy):
     def build_universe(self, frames: dict[str, pd.DataFrame]) -> Universe:
         """Couples over time. Backtesting: the walk-forward selection. Dry-run and live:
         exactly the couples the CointegrationFilter pairlist published (none yet: none)."""
-        if self._backtesting():
+        if self.mode.history:
             return walk_forward(
                 frames, self.settings.selection, self.settings.walk_forward,
-                freq=pd.Timedelta(self.timeframe), min_history=self.startup_candle_count,
+                freq=pd.Timedelta(self.timeframe),
             )
         selection = published.latest()
         hours = pd.Timedelta(self.timeframe) / pd.Timedelta(hours=1)
@@ -292,17 +296,19 @@ class CointPairsStrategy(IStrategy):
     def _ensure_plan(self) -> Plan:
         universe = self._ensure_universe()
         params = self.signal_params()
-        if self._backtesting():
+        if not self.mode.trading:
             key: tuple = (id(universe), params)
-            live: dict[str, Any] = {}
+            # Freqtrade trades a pair from its startup_candle_count-th candle on.
+            scope: dict[str, Any] = {
+                "tradable_from": universe.tradable_from(self.startup_candle_count)}
         else:  # decide the last candle against the real open trades
             open_pairs = [t.pair for t in Trade.get_open_trades()]
             busy = {p.split("/")[0] for p in open_pairs}
-            live = {"start_row": len(universe.index) - 1, "busy": busy,
-                    "open_couples": (len(open_pairs) + 1) // 2}
+            scope = {"start_row": len(universe.index) - 1, "busy": busy,
+                     "open_couples": (len(open_pairs) + 1) // 2}
             key = (id(universe), params, tuple(sorted(busy)))
         if self._plan is None or self._plan.key != key:
-            self._plan = build_plan(universe, params, blocked=self._blocked, key=key, **live)
+            self._plan = build_plan(universe, params, blocked=self._blocked, key=key, **scope)
         return self._plan
 
     def _rows(self, dataframe: pd.DataFrame) -> np.ndarray:
@@ -379,7 +385,7 @@ class CointPairsStrategy(IStrategy):
         """Price a market order of ``pair`` would get now (backtesting: the candle open)."""
         assert self._universe is not None
         coin = pair.split("/")[0]
-        if self._backtesting():
+        if self.mode.history:
             row = self._signal_row(current_time) + 1
             return float(self._universe.opens[row, self._universe.col(coin)])
         ticker = self.dp.ticker(pair)
@@ -446,7 +452,7 @@ class CointPairsStrategy(IStrategy):
         if ticket is None or ticket.refused:
             return 0.0
         role = "y" if pair == ticket.y else "x"
-        if ticket.accepted and not self._backtesting():
+        if ticket.accepted and self.mode.trading:
             self._follow_first_fill(ticket, role)
             if ticket.refused:
                 return 0.0
@@ -494,7 +500,7 @@ class CointPairsStrategy(IStrategy):
             return True  # not a couple leg (a manual force entry): Freqtrade's business
         # The bot loop and a REST/Telegram force entry may confirm legs at the same time:
         # one decision at a time, so a leg is never accepted twice.
-        with self._entry_lock:
+        with self._live.entry_lock if self._live else contextlib.nullcontext():
             return self._confirm_leg(pair, amount, rate, current_time, *parsed)
 
     def _confirm_leg(self, pair: str, amount: float, rate: float, current_time: datetime,
@@ -506,7 +512,9 @@ class CointPairsStrategy(IStrategy):
         partner_role = ticket.partner_role(role)
         partner = ticket.pair(partner_role)
         step = self.dp.market(pair)["precision"]["amount"] if self.dp.market(pair) else 0.0
-        if ticket.accepted:  # second leg
+        if self.mode.solo_legs:  # each leg follows the plan alone (Freqtrade's bias checks)
+            reason = ticket.refused or amount_mismatch(ticket, role, amount, step or 0.0)
+        elif ticket.accepted:  # second leg
             reason = second_leg_refusal(ticket, role, amount, step or 0.0)
             if reason is None and not Trade.get_trades_proxy(pair=partner, is_open=True):
                 # The first leg failed or was closed since (its partner_exit): a second leg
@@ -521,8 +529,9 @@ class CointPairsStrategy(IStrategy):
                           ) / lev
                 partner_side = "long" if ticket.is_long(partner_role) else "short"
                 reason = first_leg_refusal(
-                    untracked=tuple(sorted({pair, partner} & self._untracked)),
-                    halted=self._halted,
+                    untracked=tuple(sorted({pair, partner} & live.untracked))
+                    if (live := self._live) else (),
+                    halted=self._live.halted if self._live else None,
                     free_slots=int(self.config["max_open_trades"]) - Trade.get_open_trade_count(),
                     partner_open=bool(Trade.get_trades_proxy(pair=partner, is_open=True)),
                     partner_locked=self.is_pair_locked(
@@ -540,8 +549,8 @@ class CointPairsStrategy(IStrategy):
                         current_time, reason)
             return False
         ticket.accepted.append(role)
-        if len(ticket.accepted) == 2 and not self._backtesting():
-            self._pending[ticket.couple_id] = (ticket, role)  # cleared when its trade exists
+        if len(ticket.accepted) == 2 and self._live is not None:
+            self._live.pending[ticket.couple_id] = (ticket, role)  # cleared when its trade exists
         return True
 
     def _has_signal(self, pair: str, ticket: CoupleTicket, role: str) -> bool:
@@ -559,7 +568,7 @@ class CointPairsStrategy(IStrategy):
         last = frame.iloc[-1]
         signal_time = pd.Timestamp(ticket.signal_time)
         last_time = pd.Timestamp(last["date"])
-        if self._backtesting() and last_time == signal_time - pd.Timedelta(self.timeframe):
+        if self.mode.simulated and last_time == signal_time - pd.Timedelta(self.timeframe):
             return True
         column = "enter_long" if ticket.is_long(role) else "enter_short"
         return (
@@ -587,9 +596,9 @@ class CointPairsStrategy(IStrategy):
 
     def _record_leg(self, trade: Trade, ticket: CoupleTicket, role: str) -> None:
         """A leg's entry filled: store the couple on its trade; both legs in: report it."""
-        pending = self._pending.get(ticket.couple_id)
+        pending = self._live.pending.get(ticket.couple_id) if self._live else None
         if pending is not None and pending[1] == role:
-            del self._pending[ticket.couple_id]
+            del self._sup().pending[ticket.couple_id]
         for key, value in ticket.custom_data(role).items():
             trade.set_custom_data(key, value)
         roles = self._entered.setdefault(ticket.couple_id, set())
@@ -603,7 +612,7 @@ class CointPairsStrategy(IStrategy):
 
     def _leg_closed(self, trade: Trade, order: Order) -> None:
         """When both legs of a couple are closed, report the couple's combined P&L."""
-        if self._close_attempts.pop(f"trade:{trade.id}", None) is not None:
+        if self._live and self._live.close_attempts.pop(f"trade:{trade.id}", None) is not None:
             self._maybe_resume()
         couple_id = trade.get_custom_data("couple_id")
         if couple_id is None or trade.is_open:
@@ -632,7 +641,7 @@ class CointPairsStrategy(IStrategy):
         the bot stopped before it was stored); positions from the exchange (dry-run: the
         database itself, which has no exchange positions to compare with).
         """
-        if self.dp is None or self._backtesting():
+        if self.dp is None or not self.mode.trading:
             return
         legs = self._open_legs()
         if self.config.get("dry_run", True):
@@ -656,7 +665,7 @@ class CointPairsStrategy(IStrategy):
         # A position no trade owns (an order sent just before a crash) is closed now,
         # before the first loop can enter on top of it. No other thread trades yet.
         for pair, amount in self._our_surplus(positions, legs).items():
-            self._untracked.add(pair)
+            self._sup().untracked.add(pair)
             self._close_untracked(pair, amount, "found at start with no open trade")
 
     @staticmethod
@@ -675,7 +684,7 @@ class CointPairsStrategy(IStrategy):
 
     def bot_loop_start(self, current_time: datetime, **kwargs) -> None:
         """Live: watch the exchange for legs gone astray, then report a regime change."""
-        if self._backtesting():
+        if not self.mode.trading:
             return
         if not self.config.get("dry_run", True):
             self._watch_exchange()
@@ -698,27 +707,27 @@ class CointPairsStrategy(IStrategy):
         from it. After ``live.max_close_attempts`` failures new entries stop and a person
         is called; the attempts go on at the capped backoff.
         """
-        if self._backtesting():
+        if not self.mode.trading:
             return "partner_exit"
-        if couple_id in self._ghost_waits:
+        if couple_id in self._sup().ghost_waits:
             return None  # the partner's order is open on the exchange: not alone yet
         key = f"trade:{trade.id}"
         now = time.monotonic()
-        if key not in self._close_attempts:
+        if key not in self._sup().close_attempts:
             self._notify(messages.leg_incident(
                 couple_id, trade.pair, f"is alone (partner {partner_pair} is not open)",
                 "closing it at market",
             ))
         else:
-            failures, last, next_at = self._close_attempts[key]
+            failures, last, next_at = self._sup().close_attempts[key]
             if not next_at:  # the attempt at `last` is judged now: it failed
                 amount = -trade.amount if trade.is_short else trade.amount
                 next_at = self._close_failed(key, trade.pair, amount, failures, last,
                                              "its exit did not fill")
             if now < next_at:
                 return None
-        failures = self._close_attempts.get(key, (0, 0.0, 0.0))[0]
-        self._close_attempts[key] = (failures, now, 0.0)  # this attempt, judged next call
+        failures = self._sup().close_attempts.get(key, (0, 0.0, 0.0))[0]
+        self._sup().close_attempts[key] = (failures, now, 0.0)  # this attempt, judged next call
         return "partner_exit"
 
     def _watch_exchange(self) -> None:
@@ -736,17 +745,17 @@ class CointPairsStrategy(IStrategy):
                            "loop", exc)
             return
         surplus = self._our_surplus(positions, self._open_legs())
-        self._untracked = set(surplus)
+        self._sup().untracked = set(surplus)
         for pair, amount in surplus.items():
             # Seen twice, a loop apart: an order whose trade Freqtrade is committing right
             # now (a force entry from the REST API) is never mistaken for a leftover.
-            seen = self._surplus_seen.get(pair, 0.0)
+            seen = self._sup().surplus_seen.get(pair, 0.0)
             if seen and (seen > 0) == (amount > 0):
                 self._close_untracked(pair, amount, "no open trade owns it")
-        self._surplus_seen = surplus
-        for key in [k for k in self._close_attempts if k.startswith("pair:")]:
+        self._sup().surplus_seen = surplus
+        for key in [k for k in self._sup().close_attempts if k.startswith("pair:")]:
             if key[5:] not in surplus:
-                del self._close_attempts[key]  # closed (or gone): no longer failing
+                del self._sup().close_attempts[key]  # closed (or gone): no longer failing
         self._maybe_resume()
 
     def _our_surplus(self, positions: dict[str, float],
@@ -758,8 +767,8 @@ class CointPairsStrategy(IStrategy):
         """
         ours = set(self.dp.current_whitelist()) | set(self._pairs.values())
         surplus = position_surplus(positions, legs)
-        for pair in sorted(set(surplus) - ours - self._foreign):
-            self._foreign.add(pair)
+        for pair in sorted(set(surplus) - ours - self._sup().foreign):
+            self._sup().foreign.add(pair)
             self._notify(messages.leg_incident(
                 "untracked", pair, f"position {surplus[pair]:+g} is not a pair this bot "
                 "trades", "left alone; keep other positions off this bot's account",
@@ -770,11 +779,11 @@ class CointPairsStrategy(IStrategy):
         """A second leg was sent and no trade came of it: the order was rejected, timed
         out, or was accepted with its answer lost (a ghost). Ask the exchange first; never
         send it again (see :func:`statarb.legs.second_leg_failure`)."""
-        for couple_id, (ticket, role) in list(self._pending.items()):
+        for couple_id, (ticket, role) in list(self._sup().pending.items()):
             pair, first_role = ticket.pair(role), ticket.partner_role(role)
             tag = leg_tag(ticket.couple, role)
             if any(t.enter_tag == tag for t in Trade.get_trades_proxy(pair=pair, is_open=True)):
-                del self._pending[couple_id]  # its trade exists: nothing failed
+                del self._sup().pending[couple_id]  # its trade exists: nothing failed
                 continue
             first = next((t for t in Trade.get_trades_proxy(pair=ticket.pair(first_role),
                                                             is_open=True)
@@ -785,13 +794,13 @@ class CointPairsStrategy(IStrategy):
             ghost = next((o for o in reversed(orders) if str(o["id"]) not in known), None)
             decision = second_leg_failure(ghost_status(ghost), 0,
                                           self.settings.live.max_close_attempts)
-            if decision.action == "wait_ghost" and self._ghost_waits.get(couple_id, 0) < 3:
-                self._ghost_waits[couple_id] = self._ghost_waits.get(couple_id, 0) + 1
+            if decision.action == "wait_ghost" and self._sup().ghost_waits.get(couple_id, 0) < 3:
+                self._sup().ghost_waits[couple_id] = self._sup().ghost_waits.get(couple_id, 0) + 1
                 logger.info("statarb: %s order %s of %s is open on the exchange; waiting",
                             pair, ghost and ghost["id"], couple_id)
                 continue
-            del self._pending[couple_id]
-            self._ghost_waits.pop(couple_id, None)
+            del self._sup().pending[couple_id]
+            self._sup().ghost_waits.pop(couple_id, None)
             if decision.action == "wait_ghost" and ghost is not None:
                 # Still open after three loops: cancel it and give the couple up. Should it
                 # fill before the cancel lands, the position is untracked and closed.
@@ -824,7 +833,7 @@ class CointPairsStrategy(IStrategy):
     def _close_untracked(self, pair: str, amount: float, why: str) -> None:
         """Close a position no trade owns, reduce-only at market, with bounded retries."""
         key = f"pair:{pair}"
-        failures, _, next_at = self._close_attempts.get(key, (0, 0.0, 0.0))
+        failures, _, next_at = self._sup().close_attempts.get(key, (0, 0.0, 0.0))
         now = time.monotonic()
         if now < next_at:
             return
@@ -837,7 +846,7 @@ class CointPairsStrategy(IStrategy):
             "untracked", pair, f"position {amount:+g} {why}",
             f"closed at market (reduce-only order {order.get('id')})",
         ))
-        self._surplus_seen.pop(pair, None)
+        self._sup().surplus_seen.pop(pair, None)
 
     def _close_failed(self, key: str, pair: str, amount: float, failures: int,
                       attempted_at: float, error: str) -> float:
@@ -847,19 +856,20 @@ class CointPairsStrategy(IStrategy):
         failures += 1
         decision = second_leg_failure(None, failures, self.settings.live.max_close_attempts)
         next_at = attempted_at + decision.delay_s
-        self._close_attempts[key] = (failures, attempted_at, next_at)
+        self._sup().close_attempts[key] = (failures, attempted_at, next_at)
         logger.warning("statarb: closing %s %+g failed (attempt %d): %s; next attempt in "
                        "%.0f s", pair, amount, failures, error,
                        max(0.0, next_at - time.monotonic()))
-        if decision.stop_entries and self._halted is None:
-            self._halted, self._halted_pair = f"{pair} {amount:+g} cannot be closed", pair
+        live = self._sup()
+        if decision.stop_entries and live.halted is None:
+            live.halted, live.halted_pair = f"{pair} {amount:+g} cannot be closed", pair
             self._notify(messages.manual_intervention(pair, amount, failures, error))
         return next_at
 
     def _maybe_resume(self) -> None:
-        if self._halted is not None and not self._close_attempts:
-            self._halted = None
-            self._notify(messages.entries_resumed(f"{self._halted_pair} is closed"))
+        if self._sup().halted is not None and not self._sup().close_attempts:
+            self._sup().halted = None
+            self._notify(messages.entries_resumed(f"{self._sup().halted_pair} is closed"))
 
     # ------------------------------------------------------------------ exits
     def custom_exit(self, pair: str, trade: Trade, current_time: datetime, current_rate: float,
@@ -876,6 +886,8 @@ class CointPairsStrategy(IStrategy):
         couple_id = trade.get_custom_data("couple_id")
         if couple_id is None:
             return None  # not a couple leg
+        if self.mode.solo_legs:
+            return self._planned_exit(trade, current_time)
         decided = self._exits.pop(couple_id, None)
         if decided is not None:
             return decided  # the partner decided the couple's exit: leave with it
@@ -889,7 +901,7 @@ class CointPairsStrategy(IStrategy):
         # Backtesting handles pairs one after the other within a candle, so a leg entered
         # on this candle may not see its partner yet; live, both legs are placed in one
         # bot loop before any exit check.
-        grace = self._backtesting() and pd.Timestamp(trade.open_date_utc) >= candle
+        grace = self.mode.simulated and pd.Timestamp(trade.open_date_utc) >= candle
         if lone_leg(partner_open=partner is not None, opened_this_candle=grace):
             return self._close_lone(trade, couple_id, str(partner_pair))
         if partner is None:
@@ -920,6 +932,23 @@ class CointPairsStrategy(IStrategy):
         if reason:
             self._exits[couple_id] = reason
         return reason
+
+    def _planned_exit(self, trade: Trade, current_time: datetime) -> str | None:
+        """The exit of the leg's planned couple trade, once its decision candle has closed.
+
+        Only for Freqtrade's bias checks, which back-test one pair at a time: the partner
+        is not traded there, so the leg leaves when the plan says the couple leaves. The
+        backtest makes the plan's trades (a test compares them), so this checks the very
+        decisions a backtest takes.
+        """
+        plan = self._ensure_plan()
+        assert self._universe is not None
+        entry_row = int(self._universe.index.searchsorted(
+            pd.Timestamp(trade.get_custom_data("signal_time")), side="left"))
+        trip = plan.by_entry.get((str(trade.get_custom_data("couple")), entry_row))
+        if trip is None or trip.exit_row < 0 or self._signal_row(current_time) < trip.exit_row:
+            return None
+        return trip.reason
 
 
 __all__ = ["CointPairsStrategy"]
