@@ -210,12 +210,15 @@ def plan_trips(
     start_row: int | None = None,
     busy: set[str] | None = None,
     open_couples: int = 0,
+    tradable_from: dict[str, int] | None = None,
 ) -> list[Trip]:
     """Simulate the rules over every candle and return the couple trades, in entry order.
 
     ``blocked[t]`` True stops new entries at ``t`` (shock cooldown, unknown regime).
     Live, only the last candle is decided: ``start_row`` is that candle, ``busy`` the
     coins already in open trades and ``open_couples`` the couples already open.
+    ``tradable_from[coin]``: no couple with that coin is entered at an earlier row (in
+    backtesting, the candles before Freqtrade trades the pair).
     """
     n = len(universe.index)
     if blocked is not None and len(blocked) != n:
@@ -237,6 +240,7 @@ def plan_trips(
         for f in forms
     ]
     no_block = blocked is None
+    tradable = tradable_from or {}
     trips: list[Trip] = []
     open_: list[int] = []  # indexes into trips
     busy = set(busy or ())
@@ -293,6 +297,8 @@ def plan_trips(
             if not can_enter or len(open_) + open_couples >= p.max_open_couples:
                 continue
             if y in busy or x in busy or y in freed or x in freed:
+                continue
+            if t < tradable.get(y, 0) or t < tradable.get(x, 0):
                 continue
             side = entry_side(z, p)
             if side == 0 or not edge_ok(z, float(f.spread_std[slot, j]), beta, p):
@@ -396,11 +402,12 @@ def build_plan(
     start_row: int | None = None,
     busy: set[str] | None = None,
     open_couples: int = 0,
+    tradable_from: dict[str, int] | None = None,
 ) -> Plan:
     from statarb.legs import leg_tag, x_is_long  # legs imports nothing from here
 
     trips = plan_trips(universe, p, blocked=blocked, start_row=start_row, busy=busy,
-                       open_couples=open_couples)
+                       open_couples=open_couples, tradable_from=tradable_from)
     signals: dict[str, list[tuple[int, bool, str]]] = {c: [] for c in universe.coins}
     for trip in trips:
         signals[trip.y].append((trip.entry_row, trip.side == 1, leg_tag(trip.couple, "y")))

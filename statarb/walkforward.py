@@ -100,6 +100,15 @@ class Universe:
     def col(self, coin: str) -> int:
         return self.coins.index(coin)
 
+    def tradable_from(self, startup: int) -> dict[str, int]:
+        """Per coin, the first candle row Freqtrade's backtesting trades it: its first
+        candle plus ``startup`` (Freqtrade drops each pair's first ``startup_candle_count``
+        candles). Selection does not depend on it; the plan enters no couple before it.
+        """
+        finite = np.isfinite(self.closes)
+        first = np.where(finite.any(axis=0), np.argmax(finite, axis=0), len(self.index))
+        return {c: int(r) + startup for c, r in zip(self.coins, first, strict=True)}
+
 
 def align_closes(frames: dict[str, pd.DataFrame], freq: pd.Timedelta) -> pd.DatetimeIndex:
     """The regular candle index spanning every frame's ``date`` column."""
@@ -166,9 +175,10 @@ def walk_forward(
     calendar, not prices: only prices before the re-formation time enter the selection.
 
     ``min_history`` (default: the formation window) is how many candles a coin must have
-    before a re-formation to take part. Freqtrade's backtesting drops each pair's first
-    ``startup_candle_count`` candles, so a strategy passes that count: a coin listed later
-    is only chosen once Freqtrade will actually trade it.
+    before a re-formation to take part. The strategy keeps the default, so a formation
+    depends only on the candles of its window (what the live pairlist sees, and what
+    Freqtrade's recursive-analysis checks); when Freqtrade starts trading a coin is the
+    plan's business (:meth:`Universe.tradable_from`).
     """
     min_history = wf.formation if min_history is None else min_history
     if min_history < wf.formation:

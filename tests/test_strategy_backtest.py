@@ -99,14 +99,15 @@ def test_trades_follow_the_core_plan(backtest) -> None:
     universe = walk_forward(
         {p.split("/")[0]: frames[p] for p in pairs if p in frames},
         settings.selection, settings.walk_forward,
-        min_history=settings.walk_forward.formation + settings.walk_forward.z_window,
     )
     log_ref = np.log(ref.set_index("date")["close"].reindex(universe.index))
     _, blocked = market_regime(log_ref, settings.regime)
     params = SignalParams(pair_stop=settings.pair_stop, min_edge_ratio=settings.min_edge_ratio,
                           max_open_couples=config["max_open_trades"] // 2,
                           round_trip_cost=0.001)
-    plan = build_plan(universe, params, blocked=blocked.to_numpy())
+    startup = settings.walk_forward.formation + settings.walk_forward.z_window
+    plan = build_plan(universe, params, blocked=blocked.to_numpy(),
+                      tradable_from=universe.tradable_from(startup))
     idx = universe.index
     planned = {
         (t.couple, idx[t.entry_row + 1]): t for t in plan.trips if t.entry_row + 1 < len(idx)

@@ -100,3 +100,20 @@ def test_walk_forward_params_validation() -> None:
     with pytest.raises(ValueError, match="min_history=10"):
         walk_forward({"A": pd.DataFrame({"date": [], "open": [], "close": []})}, SEL, WF,
                      min_history=10)
+
+
+def test_no_couple_enters_before_freqtrade_trades_both_coins(frames) -> None:
+    """Selection uses every coin whose candles fill the window; entries wait until
+    Freqtrade's backtesting trades both legs (first candle + startup_candle_count)."""
+    u = walk_forward(frames, SEL, WF)
+    startup = WF.formation + WF.z_window
+    tradable = u.tradable_from(startup)
+    for c in u.coins:
+        assert tradable[c] == int(np.argmax(np.isfinite(u.closes[:, u.col(c)]))) + startup
+    assert len(set(tradable.values())) >= 2  # some coins start later than others
+    free = build_plan(u, SignalParams())
+    gated = build_plan(u, SignalParams(), tradable_from=tradable)
+    early = [t for t in free.trips if t.entry_row < max(tradable[t.y], tradable[t.x])]
+    assert early, "the data must hold entries the rule removes"
+    assert gated.trips and all(
+        t.entry_row >= max(tradable[t.y], tradable[t.x]) for t in gated.trips)
