@@ -19,6 +19,14 @@ OOS_TIMERANGE ?= 20250314-20260101
 EPOCHS ?= 30
 HYPEROPT_LOSS ?= SharpeHyperOptLossDaily
 REPORT_ARGS ?=
+# plot-dataframe: one pair over a range, with the trades of the latest backtest if any.
+PAIR ?= WLD/USDT:USDT
+PLOT_TIMERANGE ?= 20251001-20251201
+# Freqtrade's bias checks (see the README): a range where every coin is listed, and for
+# recursive-analysis a pair that is in a couple at the end of its range.
+BIAS_TIMERANGE ?= 20251001-20251201
+RECURSIVE_TIMERANGE ?= 20251001-20251107
+BACKTEST_RESULTS ?= user_data/backtest_results
 # Dry-run replay: the shared data shown as if it were now. At this instant the pairlist
 # selects WLD~ARB and AAVE~LINK and WLD~ARB's z-score is -2.7 (an entry on the first candle).
 REPLAY_START ?= 2025-11-07T01:00:00Z
@@ -34,13 +42,16 @@ API_ENV ?= user_data/.api_credentials.env
 WITH_API_ENV = if [ -z "$${FREQTRADE__API_SERVER__PASSWORD:-}" ]; then \
 	$(BIN)/python -m statarb.credentials $(API_ENV) && set -a && . ./$(API_ENV) && set +a; fi;
 
-.PHONY: help install lock test lint scan backtest hyperopt report dry-run test-pairlist chaos sim bench bench-backtest clean
+.PHONY: help install lock test lint scan backtest hyperopt plot analysis bias report dry-run test-pairlist chaos sim bench bench-backtest clean
 
 help:
 	@echo "make install   create .venv with pinned freqtrade, statsmodels, TA-Lib ... (idempotent)"
 	@echo "make backtest  offline freqtrade backtest on the shared data (STRATEGY=$(STRATEGY) TIMERANGE=$(TIMERANGE))"
 	@echo "make test      the whole test suite (unit, freqtrade integration, simulator)"
 	@echo "make hyperopt  short offline hyperopt of the z thresholds, time stop and regime multipliers on IS_TIMERANGE=$(IS_TIMERANGE)"
+	@echo "make plot      freqtrade plot-dataframe of PAIR=$(PAIR) over PLOT_TIMERANGE=$(PLOT_TIMERANGE) -> user_data/plot/"
+	@echo "make analysis  freqtrade backtesting-analysis of the latest backtest, grouped by couple leg"
+	@echo "make bias      freqtrade lookahead-analysis and recursive-analysis of the strategy"
 	@echo "make dry-run   freqtrade trade --dry-run offline: simulator replaying REPLAY_START=$(REPLAY_START) as now, REST API/FreqUI on 127.0.0.1:8080"
 	@echo "make test-pairlist  plain freqtrade test-pairlist with the CointegrationFilter, offline"
 	@echo "make chaos     live-mode fault scenarios against the simulator, with a summary table"
@@ -95,6 +106,30 @@ hyperopt: install
 		--datadir $(DATADIR) --strategy $(STRATEGY) --timerange $(IS_TIMERANGE) \
 		--spaces buy sell --hyperopt-loss $(HYPEROPT_LOSS) --epochs $(EPOCHS) -j 2 \
 		--random-state 42 --min-trades 20
+
+RUN_FT = $(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) -- $(BIN)/freqtrade
+
+# Candles, trades (of the latest backtest, when there is one) and the couple subplots.
+plot: install
+	@$(WITH_API_ENV) \
+	trades="--no-trades"; [ -f $(BACKTEST_RESULTS)/.last_result.json ] && \
+		trades="--export-filename $(BACKTEST_RESULTS)"; \
+	$(RUN_FT) plot-dataframe --config $(CONFIG) --config $(OFFLINE) --datadir $(DATADIR) \
+		--strategy $(STRATEGY) -p $(PAIR) --timerange $(PLOT_TIMERANGE) $$trades
+
+# Entries and exits of the latest backtest (`make backtest` exports its signals).
+analysis: install
+	@$(WITH_API_ENV) \
+	$(RUN_FT) backtesting-analysis --config $(CONFIG) --config $(OFFLINE) \
+		--backtest-directory $(BACKTEST_RESULTS) --analysis-groups 0 1
+
+bias: install
+	@$(WITH_API_ENV) \
+	$(RUN_FT) lookahead-analysis --config $(CONFIG) --config $(OFFLINE) --datadir $(DATADIR) \
+		--strategy $(STRATEGY) --timerange $(BIAS_TIMERANGE) \
+		--targeted-trade-amount 10 --minimum-trade-amount 6 && \
+	$(RUN_FT) recursive-analysis --config $(CONFIG) --config $(OFFLINE) --datadir $(DATADIR) \
+		--strategy $(STRATEGY) --timerange $(RECURSIVE_TIMERANGE) -p $(PAIR)
 
 # The bot against the simulator in wall-time shift mode (Ctrl-C stops both).
 dry-run: install

@@ -13,7 +13,7 @@ from statarb.offline import free_port, offline_env, replay_start, stop_process
 
 __all__ = [
     "API_CREDENTIALS", "FREQTRADE", "REPLAY_START", "REPO", "free_port", "offline_env",
-    "stop_process", "wait_for",
+    "run_freqtrade", "stop_process", "wait_for",
 ]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,6 +29,37 @@ API_CREDENTIALS = {
     "FREQTRADE__API_SERVER__JWT_SECRET_KEY": "jwt-" + "0" * 40,
     "FREQTRADE__API_SERVER__WS_TOKEN": "ws-test-only",
 }
+
+
+def run_freqtrade(*args: str, sim_args: tuple[str, ...] = (), timeout: float = 900,
+                  **env: str) -> str:
+    """``freqtrade <args>`` with the project config and the offline overlay, through a
+    private simulator (``python -m statarb.sim.run``), as the Makefile runs it.
+
+    Returns stdout + stderr. Fails on a non-zero exit *and* on any ERROR line, because
+    Freqtrade exits 0 after some errors (a rejected configuration, for one).
+    """
+    import pytest
+
+    from tests.shared_data import DATADIR, MARKETS, require_shared
+
+    require_shared()
+    command, *rest = args
+    cmd = [
+        sys.executable, "-m", "statarb.sim.run", "--datadir", str(DATADIR),
+        "--markets", str(MARKETS), *sim_args, "--",
+        FREQTRADE, command, "--config", "config.json", "--config", "config.offline.json",
+        *rest,
+    ]  # fmt: skip
+    # A wide terminal: Freqtrade's result tables are cut to the terminal width.
+    proc = subprocess.run(cmd, cwd=REPO, env=offline_env(**API_CREDENTIALS, COLUMNS="250",
+                                                         **env),
+                          capture_output=True, text=True, timeout=timeout)
+    output = proc.stdout + proc.stderr
+    if proc.returncode != 0 or " - ERROR - " in output:
+        pytest.fail(f"freqtrade {command} failed (exit {proc.returncode}):\n"
+                    + output[-6000:])
+    return output
 
 
 # ---------------------------------------------------------------- running bots in tests

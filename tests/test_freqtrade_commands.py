@@ -1,0 +1,224 @@
+"""Every Freqtrade command the README names for CointPairsStrategy, run for real.
+
+Each runs the plain ``freqtrade`` command with the project's config and the offline
+overlay through a private simulator, as the Makefile does, and checks what a user would
+look at: the result files and tables, not only the exit code (Freqtrade exits 0 after
+some errors, so :func:`tests.offline.run_freqtrade` also fails on any ERROR line).
+
+``backtesting`` on the whole data is in ``test_strategy_backtest.py``, ``trade
+--dry-run`` in ``test_dry_run_e2e.py`` and ``download-data`` in ``test_sim_freqtrade.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import re
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from statarb.legs import parse_leg_tag
+from tests.offline import REPLAY_START, REPO, run_freqtrade
+from tests.shared_data import DATADIR
+
+pytestmark = pytest.mark.slow
+
+STRATEGY = ["--strategy", "CointPairsStrategy", "--datadir", str(DATADIR)]
+# Two months near the end of the data, where every whitelisted coin is listed.
+RANGE = "20251001-20251201"
+
+
+def _strategy_dir(tmp: Path) -> Path:
+    """A copy of the strategy: hyperopt writes its parameter file beside it, and a run
+    must not pick up a parameter file a user left in strategies/."""
+    target = tmp / "strategies"
+    target.mkdir()
+    shutil.copy(REPO / "strategies" / "CointPairsStrategy.py", target)
+    return target
+
+
+def _user_data(tmp: Path) -> str:
+    """A fresh Freqtrade user directory (what ``freqtrade create-userdir`` makes)."""
+    root = tmp / "user_data"
+    for sub in ("backtest_results", "data", "hyperopt_results", "logs", "plot"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def short_backtest(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    """One backtest of RANGE with signals exported, shared by plot and analysis."""
+    tmp = tmp_path_factory.mktemp("short_bt")
+    results = tmp / "backtest_results"
+    results.mkdir()
+    run_freqtrade(
+        "backtesting", *STRATEGY, "--strategy-path", str(_strategy_dir(tmp)),
+        "--timerange", RANGE, "--export", "signals", "--backtest-directory", str(results),
+        "--cache", "none",
+    )
+    (zip_path,) = sorted(results.glob("backtest-result-*.zip"))
+    with zipfile.ZipFile(zip_path) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".json") and "_config" not in n)
+        doc = json.loads(archive.read(name))
+    trades = pd.DataFrame(doc["strategy"]["CointPairsStrategy"]["trades"])
+    assert len(trades) >= 6, "the range must hold a few couple trips for the checks below"
+    return results, trades
+
+
+# ------------------------------------------------------------------ hyperopt
+def test_hyperopt_runs_in_parallel_workers_and_the_parameters_change_the_result(
+    tmp_path: Path,
+) -> None:
+    """``-j 2`` sends the strategy to joblib workers: it must pickle (a live-only lock
+    did not). The epochs must differ, or the spaces would not reach the strategy."""
+    epochs = 6
+    strategies = _strategy_dir(tmp_path)
+    output = run_freqtrade(
+        "hyperopt", *STRATEGY, "--strategy-path", str(strategies),
+        "--user-data-dir", _user_data(tmp_path), "--timerange", "20250701-20250901",
+        "--spaces", "buy", "sell", "--hyperopt-loss", "SharpeHyperOptLossDaily",
+        "--epochs", str(epochs), "-j", "2", "--random-state", "42", "--min-trades", "1",
+        timeout=900,
+    )
+    assert "Best result:" in output, output[-3000:]
+    (results_file,) = (tmp_path / "user_data" / "hyperopt_results").glob("*.fthypt")
+    rows = [json.loads(line) for line in results_file.read_text().splitlines()]
+    assert len(rows) == epochs
+    outcomes = {(r["results_metrics"]["total_trades"],
+                 round(r["results_metrics"]["profit_total"], 10)) for r in rows}
+    assert len(outcomes) >= 2, outcomes
+    assert all(r["results_metrics"]["total_trades"] > 0 for r in rows)
+    # The best epoch's parameters are written where later backtests pick them up.
+    params = json.loads((strategies / "CointPairsStrategy.json").read_text())["params"]
+    best = min(rows, key=lambda r: r["loss"])
+    assert params["buy"]["entry_z"] == pytest.approx(best["params_dict"]["entry_z"])
+    assert params["sell"]["exit_z"] == pytest.approx(best["params_dict"]["exit_z"])
+
+
+# ------------------------------------------------------------------ plot-dataframe
+def _plotly_traces(html: str) -> dict[str, np.ndarray]:
+    """Trace name -> y values of the figure in a plotly HTML file (binary arrays decoded)."""
+    start = html.index("Plotly.newPlot(")
+    start = html.index("[", start)
+    traces, _ = json.JSONDecoder().raw_decode(html[start:])
+    out = {}
+    for trace in traces:
+        y = trace.get("y")
+        if isinstance(y, dict) and "bdata" in y:
+            y = np.frombuffer(base64.b64decode(y["bdata"]), dtype=np.dtype(y["dtype"]))
+        out[trace.get("name", "")] = np.asarray(y if y is not None else [], dtype=object)
+    return out
+
+
+def test_plot_dataframe_draws_the_couple_subplots_and_trades(short_backtest, tmp_path) -> None:
+    results, trades = short_backtest
+    pair = trades["pair"].value_counts().index[0]  # the most traded leg
+    run_freqtrade(
+        "plot-dataframe", *STRATEGY, "--user-data-dir", _user_data(tmp_path),
+        "-p", pair, "--timerange", RANGE, "--export-filename", str(results),
+    )
+    (html_file,) = (tmp_path / "user_data" / "plot").glob("*.html")
+    assert pair.split("/")[0] in html_file.name
+    traces = _plotly_traces(html_file.read_text())
+    for name in ("couple_z", "couple_spread", "couple_beta", "regime"):
+        assert name in traces, sorted(traces)
+        values = pd.to_numeric(pd.Series(traces[name]), errors="coerce")
+        assert values.notna().sum() > 24 * 7, f"{name} has almost no values"
+    z = pd.to_numeric(pd.Series(traces["couple_z"]), errors="coerce").dropna()
+    assert z.abs().max() >= 2, "no z-score reaches the entry band in a range with entries"
+    # The backtest's trades of this pair are drawn on the candles.
+    assert any("trade" in name.lower() for name in traces), sorted(traces)
+
+
+# ------------------------------------------------------------------ backtesting-analysis
+def test_backtesting_analysis_groups_the_trades_by_couple(short_backtest, tmp_path) -> None:
+    results, trades = short_backtest
+    out_dir = tmp_path / "analysis"
+    out_dir.mkdir()
+    run_freqtrade(
+        "backtesting-analysis", "--backtest-directory", str(results),
+        "--analysis-groups", "0", "--analysis-to-csv", "--analysis-csv-path", str(out_dir),
+    )
+    (table,) = out_dir.glob("*group_0*.csv")
+    with table.open() as f:
+        rows = list(csv.DictReader(f))
+    counted = {r["enter_reason"]: int(float(r["total_num_buys"])) for r in rows}
+    expected = trades["enter_tag"].value_counts().to_dict()
+    assert counted == expected, (counted, expected)
+    # Every group is one leg of one couple: "Y~X:role".
+    assert all(parse_leg_tag(tag) is not None for tag in counted), sorted(counted)
+    couples = {parse_leg_tag(tag)[0] for tag in counted}
+    assert all(f"{c}:y" in counted and f"{c}:x" in counted for c in couples)
+
+
+# ------------------------------------------------------------------ test-pairlist
+def test_test_pairlist_prints_the_coins_of_the_chosen_couples(tmp_path: Path) -> None:
+    user_data = Path(_user_data(tmp_path))
+    output = run_freqtrade(
+        "test-pairlist", "--user-data-dir", str(user_data), "--print-json",
+        sim_args=("--start", REPLAY_START, "--shift-to-now"),
+    )
+    printed = json.loads(re.findall(r"^\[.*\]$", output, re.MULTILINE)[-1])
+    selection = json.loads((user_data / "statarb_selection.json").read_text())
+    couples = [(c["y"], c["x"]) for c in selection["couples"]]
+    assert ("WLD/USDT:USDT", "ARB/USDT:USDT") in couples  # the Makefile's replay instant
+    expected = list(dict.fromkeys(p for couple in couples for p in couple))
+    assert printed == expected
+
+
+# ------------------------------------------------------------------ bias checks
+def test_lookahead_analysis_finds_no_bias(tmp_path: Path) -> None:
+    report = tmp_path / "lookahead.csv"
+    run_freqtrade(
+        "lookahead-analysis", *STRATEGY, "--user-data-dir", _user_data(tmp_path),
+        "--timerange", RANGE, "--targeted-trade-amount", "8", "--minimum-trade-amount", "6",
+        "--lookahead-analysis-exportfilename", str(report), timeout=1200,
+    )
+    (row,) = pd.read_csv(report).to_dict("records")
+    assert row["strategy"] == "CointPairsStrategy"
+    assert int(row["total_signals"]) >= 6  # enough trades were really checked
+    assert str(row["has_bias"]) == "False", row
+    assert int(row["biased_entry_signals"]) == 0 and int(row["biased_exit_signals"]) == 0
+    assert pd.isna(row["biased_indicators"]) or not str(row["biased_indicators"]).strip()
+
+
+def _rich_table(output: str, title: str) -> list[list[str]]:
+    """Rows of a table Freqtrade printed with rich (header first)."""
+    lines = output[output.index(title):].splitlines()[1:]
+    rows = []
+    for line in lines:
+        if line.startswith(("┏", "┡", "└")):
+            if line.startswith("└"):
+                break
+            continue
+        if line.startswith(("┃", "│")):
+            rows.append([c.strip() for c in re.split(r"[┃│]", line)[1:-1]])
+    return rows
+
+
+def test_recursive_analysis_is_stable_at_the_declared_startup(tmp_path: Path) -> None:
+    """A pair that is in a couple at the end of the range, so the couple columns have
+    values to compare: missing below the formation window, equal from the declared
+    startup candle count on."""
+    output = run_freqtrade(
+        "recursive-analysis", *STRATEGY, "--user-data-dir", _user_data(tmp_path),
+        "--timerange", "20251001-20251107", "-p", "WLD/USDT:USDT",
+    )
+    header, *rows = _rich_table(output, "Recursive Analysis")
+    declared = next(i for i, h in enumerate(header) if "from strategy" in h)
+    assert header[declared].startswith("1540")
+    table = {r[0]: r for r in rows}
+    assert {"couple_z", "couple_spread", "couple_beta"} <= set(table), table
+    for name, row in table.items():
+        assert row[declared] == "-", f"{name} differs at the declared startup: {row}"
+        for i in range(declared + 1, len(header)):
+            assert row[i] == "-", f"{name} differs with more startup candles: {row}"
+    # Too little history shows: the check had real values to compare.
+    assert table["couple_z"][header.index("199")] != "-"
+    assert "No lookahead bias on indicators found" in output
