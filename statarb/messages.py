@@ -10,9 +10,14 @@ closed``, ``leg incident``, ``MANUAL INTERVENTION REQUIRED``, ``entries resumed`
 from __future__ import annotations
 
 __all__ = [
-    "couple_closed", "couple_opened", "entries_resumed", "leg_incident",
+    "SUPERVISION_STARTED", "couple_closed", "couple_opened", "entries_resumed", "leg_incident",
     "manual_intervention", "regime_changed",
 ]
+
+
+SUPERVISION_STARTED = "statarb: live leg supervision started"
+"""Logged when a running bot's supervision starts (at start-up, before reconciling): from
+here on the bot can act on a leg gone astray (the chaos harness measures from it)."""
 
 
 def couple_opened(

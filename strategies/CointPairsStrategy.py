@@ -643,6 +643,7 @@ class CointPairsStrategy(IStrategy):
         """
         if self.dp is None or not self.mode.trading:
             return
+        logger.info(messages.SUPERVISION_STARTED)
         legs = self._open_legs()
         if self.config.get("dry_run", True):
             positions = {leg.pair: leg.amount for leg in legs}

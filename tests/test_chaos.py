@@ -1,9 +1,9 @@
 """Chaos scenarios in LIVE mode against the private simulator (see :mod:`statarb.chaos`).
 
 Each test runs one scenario and asserts it passes: every couple flat or hedged in its ratio,
-naked exposure under three bot loops plus one order (plus the outage the scenario itself
-causes: the connection drop, the crash until the restart), no duplicate order, no order
-left open.
+naked exposure under three bot loops plus one order while the bot can act (the connection
+drop and a crash until the restarted bot's supervision starts are not counted), no
+duplicate order, no order left open.
 """
 
 from __future__ import annotations
@@ -41,3 +41,13 @@ def test_duplicate_orders_counts_repeats_within_one_second() -> None:
         order("WLDUSDT", "SELL", "10", 950),  # other side: an exit
     ]
     assert chaos.duplicate_orders(orders) == 1
+
+
+def test_naked_time_is_counted_only_while_the_bot_can_act() -> None:
+    naked = [(1000, 9000), (20000, 21000)]
+    assert chaos.counted_ms(naked, []) == 9000
+    # A crash from 2 s to a supervised restart at 8 s: only 1-2 s and 8-9 s count.
+    assert chaos.counted_ms(naked, [(2000, 8000)]) == 2000 + 1000
+    # Overlapping and out-of-range windows are counted once / ignored.
+    assert chaos.counted_ms(naked, [(0, 3000), (2500, 5000), (30000, 40000)]) == 4000 + 1000
+    assert chaos.counted_ms(naked, [(0, 50000)]) == 0

@@ -170,14 +170,14 @@ def test_simultaneous_second_leg_confirmations_accept_it_once(strategy: Any) -> 
         t.join()
     assert sorted(results) == [False] * 7 + [True]
     assert ticket.accepted == ["y", "x"]
-    assert ticket.couple_id in strategy._pending  # watched until its trade exists
+    assert ticket.couple_id in strategy._live.pending  # watched until its trade exists
     # The bot's next loop (or a force entry) asking again: still refused, never re-sent.
     assert not _confirm(strategy, ARB, "x", 3842.7)
 
 
 def test_a_filled_ghost_second_leg_is_adopted_as_its_trade(strategy: Any) -> None:
     ticket = _ticket(["y", "x"])
-    strategy._pending[ticket.couple_id] = (ticket, "x")
+    strategy._live.pending[ticket.couple_id] = (ticket, "x")
     strategy._tickets[strategy._ticket_key("WLD~ARB", NOW)] = ticket
     _open_trade(WLD, "WLD~ARB:y", 1210.0, short=False)
     strategy._entered[ticket.couple_id] = {"y"}  # the first leg's fill was recorded
@@ -200,19 +200,19 @@ def test_a_filled_ghost_second_leg_is_adopted_as_its_trade(strategy: Any) -> Non
     assert trade.get_custom_data("couple_id") == ticket.couple_id
     assert trade.get_custom_data("partner") == WLD
     assert exchange.created == []  # nothing sent: no duplicate, nothing closed
-    assert not strategy._pending and not strategy._untracked
+    assert not strategy._live.pending and not strategy._live.untracked
     assert any("adopted as trade" in m for m in strategy.dp.sent)
     assert any(m.startswith("statarb couple opened") for m in strategy.dp.sent)
 
 
 def test_no_ghost_leaves_the_first_leg_to_the_lone_leg_rule(strategy: Any) -> None:
     ticket = _ticket(["y", "x"])
-    strategy._pending[ticket.couple_id] = (ticket, "x")
+    strategy._live.pending[ticket.couple_id] = (ticket, "x")
     _open_trade(WLD, "WLD~ARB:y", 1210.0, short=False)
     strategy.dp._exchange.positions = [
         {"symbol": WLD, "contracts": 1210.0, "contractSize": 1, "side": "long"}]
     strategy._watch_exchange()
-    assert not strategy._pending and strategy.dp._exchange.created == []
+    assert not strategy._live.pending and strategy.dp._exchange.created == []
     assert any("the exchange has none" in m for m in strategy.dp.sent)
 
 
@@ -223,7 +223,7 @@ def test_untracked_position_is_closed_reduce_only_after_two_sightings(strategy: 
         {"symbol": "BTC/USDT:USDT", "contracts": 0.5, "contractSize": 1, "side": "long"},
     ]
     strategy._watch_exchange()
-    assert exchange.created == [] and strategy._untracked == {WLD}
+    assert exchange.created == [] and strategy._live.untracked == {WLD}
     strategy._watch_exchange()
     assert len(exchange.created) == 1  # BTC is not a pair this bot trades: left alone
     order = exchange.created[0]
@@ -252,11 +252,11 @@ def test_failing_closes_back_off_then_stop_entries_and_call_a_person(
                       "WLD/USDT:USDT after 2 attempts (its exit did not fill); new entries "
                       "are stopped, closing retries go on; close it on the exchange if it "
                       "persists"]
-    assert strategy._halted
+    assert strategy._live.halted
     # The leg finally closes: entries resume, once.
     trade.is_open = False
     strategy._leg_closed(trade, None)
-    assert strategy._halted is None
+    assert strategy._live.halted is None
     assert strategy.dp.sent[-1] == "statarb entries resumed: WLD/USDT:USDT is closed"
 
 
@@ -269,7 +269,7 @@ def test_resting_order_types_are_refused_by_name() -> None:
 
 def test_an_open_ghost_order_holds_the_first_leg_for_three_loops(strategy: Any) -> None:
     ticket = _ticket(["y", "x"])
-    strategy._pending[ticket.couple_id] = (ticket, "x")
+    strategy._live.pending[ticket.couple_id] = (ticket, "x")
     first = _open_trade(WLD, "WLD~ARB:y", 1210.0, short=False)
     exchange = strategy.dp._exchange
     exchange.orders = [{"id": "78", "symbol": ARB, "side": "sell", "status": "open",
@@ -280,7 +280,7 @@ def test_an_open_ghost_order_holds_the_first_leg_for_three_loops(strategy: Any) 
         strategy._watch_exchange()
         assert strategy._close_lone(first, ticket.couple_id, ARB) is None
     strategy._watch_exchange()  # still open after three loops: give up on it
-    assert not strategy._pending and not strategy._ghost_waits
+    assert not strategy._live.pending and not strategy._live.ghost_waits
     assert exchange.cancelled == [(ARB, "78")]  # cancelled, never duplicated
     assert any("stayed open on the exchange for three loops" in m for m in strategy.dp.sent)
     assert strategy._close_lone(first, ticket.couple_id, ARB) == "partner_exit"
@@ -301,12 +301,12 @@ def test_an_untracked_position_that_will_not_close_calls_a_person_then_resumes(
     alerts = [m for m in strategy.dp.sent if "MANUAL INTERVENTION REQUIRED" in m]
     assert len(alerts) == 1 and "cannot close short 5 WLD/USDT:USDT after 2 attempts" in alerts[0]
     assert "-1001 Internal error" in alerts[0]
-    assert strategy._halted and strategy._untracked == {WLD}
+    assert strategy._live.halted and strategy._live.untracked == {WLD}
     exchange.fail_create = None
     clock[0] = 520.0  # past the backoff: this attempt goes through
     strategy._watch_exchange()
     assert [o["side"] for o in exchange.created] == ["buy"]
     exchange.positions = []  # the exchange is flat now
     strategy._watch_exchange()
-    assert strategy._halted is None and strategy._untracked == set()
+    assert strategy._live.halted is None and strategy._live.untracked == set()
     assert strategy.dp.sent[-1] == "statarb entries resumed: WLD/USDT:USDT is closed"
