@@ -22,14 +22,19 @@ positions).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 __all__ = [
     "PARTIAL_FILL_THRESHOLD",
+    "RATIO_TOLERANCE",
     "ROLES",
+    "CoupleRepair",
     "CoupleTicket",
     "LegRecord",
+    "LegView",
     "PartialEntry",
     "Repair",
     "SecondLegFailure",
@@ -42,7 +47,9 @@ __all__ = [
     "partial_entry",
     "position_surplus",
     "reconcile",
+    "reconcile_couple",
     "round_down",
+    "round_up",
     "second_leg_failure",
     "second_leg_refusal",
     "x_is_long",
@@ -386,3 +393,154 @@ def position_surplus(
                 and (extra > 0) == (held > 0) and abs(held) > abs(owned.get(pair, 0.0)):
             surplus[pair] = extra if abs(extra) <= abs(held) else held  # never beyond it
     return surplus
+
+
+# ---------------------------------------------------------------- the reconciler
+RATIO_TOLERANCE = 0.05
+"""A leg within 5% of its target amount is in ratio."""
+
+
+@dataclass(frozen=True)
+class LegView:
+    """One leg of a couple as the exchange and the trade database see it now.
+
+    ``position``: the exchange's signed position (dry-run: the trade's amount).
+    ``trade_amount``: the signed amount of the open trade that owns the leg (0: none).
+    ``entry_filled``: what the trade's entry orders filled in all (unsigned): a leg below
+    target with its entry filled in full was *reduced* afterwards (a liquidation, a trim on
+    the exchange's website), not short-filled. ``order_open``: an order of this leg is
+    still open (on the exchange or in Freqtrade): its outcome is not known yet.
+    """
+
+    position: float = 0.0
+    trade_id: int | None = None
+    trade_amount: float = 0.0
+    entry_filled: float = 0.0
+    order_open: bool = False
+
+
+@dataclass(frozen=True)
+class CoupleRepair:
+    """One action of the reconciler on one leg (``role``) or on the couple (``role`` "").
+
+    ``action``: ``keep`` (in ratio), ``wait`` (an order is open), ``adopt`` (a position
+    the ledger expects and no trade records: make it the leg's trade), ``top_up`` (buy or
+    sell ``amount`` more of a leg short of its target), ``trim`` (reduce a leg by
+    ``amount``; ``targets`` are the couple's new signed targets), ``close`` (close the
+    leg's trade), ``close_position`` (close ``amount`` of a position no trade owns,
+    reduce-only), ``forget`` (the couple is flat: drop its ledger entry).
+    """
+
+    action: str
+    role: str
+    pair: str
+    amount: float
+    reason: str
+    targets: tuple[float, float] | None = None
+
+
+def _held(amount: float, step: float) -> bool:
+    return abs(amount) > max(step / 2, 1e-12)
+
+
+def reconcile_couple(
+    ledger: Any,
+    views: dict[str, LegView],
+    *,
+    top_up_failures: int = 0,
+    max_top_ups: int = 2,
+    min_fraction: float = PARTIAL_FILL_THRESHOLD,
+    tolerance: float = RATIO_TOLERANCE,
+) -> list[CoupleRepair]:
+    """What to do so that a couple holds both legs at their targets, or nothing.
+
+    ``ledger`` is the couple's :class:`statarb.ledger.CoupleLedger` (targets), ``views``
+    the legs as they are (``"y"``, ``"x"``). The rules, in order:
+
+    1. an order of either leg still open: wait for it (never a second order beside it);
+    2. neither leg held: the couple is flat; close any trade still open, drop the entry;
+    3. one leg held, the other not: close the held one (a trade's exit, or reduce-only
+       when no trade owns the position);
+    4. a held leg no trade records (a fill whose answer was lost, a crash between the
+       order and its record): adopt it as the leg's trade;
+    5. both legs within ``tolerance`` of their targets: keep;
+    6. a leg short of its target whose entry never filled in full: top it up by the
+       difference (at most ``max_top_ups`` failed attempts);
+    7. otherwise (a leg reduced after its fill, a top-up that keeps failing, a leg above
+       target): trim the other leg so both hold the same fraction of their targets, and
+       make that the new target; below ``min_fraction`` of the original size the couple is
+       mostly fees: close both legs.
+    """
+    roles = ("y", "x")
+    legs = {r: ledger.leg(r) for r in roles}
+    if any(views[r].order_open for r in roles):
+        role = next(r for r in roles if views[r].order_open)
+        return [CoupleRepair("wait", role, legs[role].pair, 0.0, "an order is still open")]
+    held = {r: _held(views[r].position, legs[r].step) for r in roles}
+    if not any(held.values()):
+        repairs = [CoupleRepair("close", r, legs[r].pair, 0.0, "no position on the exchange")
+                   for r in roles if views[r].trade_id is not None]
+        return [*repairs, CoupleRepair("forget", "", ledger.couple_id, 0.0, "flat")]
+    if held["y"] != held["x"]:
+        lone = "y" if held["y"] else "x"
+        partner = legs["x" if lone == "y" else "y"].pair
+        view = views[lone]
+        why = f"its partner {partner} has no position"
+        if view.trade_id is None:
+            return [CoupleRepair("close_position", lone, legs[lone].pair,
+                                 abs(view.position), f"{why} and no trade owns it")]
+        return [CoupleRepair("close", lone, legs[lone].pair, 0.0, why)]
+    wrong_side = [r for r in roles if (views[r].position > 0) != (legs[r].amount > 0)]
+    if wrong_side:
+        return [CoupleRepair("close", r, legs[r].pair, 0.0, "the position is on the wrong side")
+                if views[r].trade_id is not None else
+                CoupleRepair("close_position", r, legs[r].pair, abs(views[r].position),
+                             "the position is on the wrong side and no trade owns it")
+                for r in roles]
+    unrecorded = [r for r in roles if views[r].trade_id is None]
+    if unrecorded:
+        return [CoupleRepair("adopt", r, legs[r].pair, abs(views[r].position),
+                             "the exchange holds the leg and no trade records it")
+                for r in unrecorded]
+    fraction = {r: abs(views[r].position) / abs(legs[r].amount) for r in roles}
+    if all(abs(f - 1) <= tolerance for f in fraction.values()):
+        return [CoupleRepair("keep", "", ledger.couple_id, 0.0, "in ratio")]
+    short = [r for r in roles if fraction[r] < 1 - tolerance]
+    reduced = [r for r in short
+               if views[r].entry_filled >= abs(legs[r].amount) * (1 - tolerance)
+               or abs(views[r].position) < abs(views[r].trade_amount) - legs[r].step / 2]
+    if short and not reduced and top_up_failures < max_top_ups:
+        return [CoupleRepair(
+            "top_up", r, legs[r].pair,
+            round_up(abs(legs[r].amount) - abs(views[r].position), legs[r].step),
+            f"filled {fraction[r]:.0%} of its target {abs(legs[r].amount):g}",
+        ) for r in short]
+    scale = min(1.0, *fraction.values())
+    if scale < min_fraction:
+        return [CoupleRepair("close", r, legs[r].pair, 0.0,
+                             f"the couple holds {scale:.0%} of its size") for r in roles]
+    smallest = min(roles, key=lambda r: fraction[r])
+    new = {}
+    for r in roles:
+        size = (abs(views[r].position) if r == smallest
+                else _round_down_or_same(abs(legs[r].amount) * scale, legs[r].step))
+        new[r] = math.copysign(size, legs[r].amount)
+    why = (f"{legs[smallest].pair} holds {fraction[smallest]:.0%} of its target"
+           + (" after a reduction" if smallest in reduced else ""))
+    targets = (new["y"], new["x"])
+    trims = [CoupleRepair("trim", r, legs[r].pair, abs(views[r].position) - abs(new[r]), why,
+                          targets)
+             for r in roles if abs(views[r].position) - abs(new[r]) > max(legs[r].step / 2,
+                                                                          1e-12)]
+    return trims or [CoupleRepair("keep", "", ledger.couple_id, 0.0, why, targets)]
+
+
+def round_up(amount: float, step: float) -> float:
+    """``amount`` on the step grid, never below it (0 step: as is)."""
+    if step <= 0:
+        return amount
+    return round(math.ceil(amount / step - 1e-9) * step, 12)
+
+
+def _round_down_or_same(amount: float, step: float) -> float:
+    return round_down(amount, step) if step > 0 else amount
