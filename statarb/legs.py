@@ -13,11 +13,11 @@ here, so they are tested without Freqtrade and read the same in backtesting and 
   must be closed; not on its entry candle, where the partner may simply not have been
   processed yet (Freqtrade handles pairs one after the other within a candle).
 
-Live incidents between the two orders: :func:`partial_entry` (a partly filled first
-leg), :func:`second_leg_failure` (the second order rejected or timed out: look for a
-ghost order first, never duplicate, close the first leg with backoff, escalate) and
-:func:`reconcile` (after a restart, the database's legs against the exchange's
-positions).
+Live, :func:`partial_entry` sizes the second leg to a partly filled first leg, and
+:func:`reconcile_couple` is the one rule for every difference between what a couple must
+hold (its ledger) and what the exchange holds: wait for an open order, adopt an
+unrecorded fill, top up a short leg, trim the other leg to the ratio, close a lone leg,
+close a position no trade owns. :func:`position_surplus` finds positions no trade owns.
 """
 
 from __future__ import annotations
@@ -36,21 +36,16 @@ __all__ = [
     "LegRecord",
     "LegView",
     "PartialEntry",
-    "Repair",
-    "SecondLegFailure",
     "backoff",
     "first_leg_refusal",
-    "ghost_status",
     "leg_tag",
     "lone_leg",
     "parse_leg_tag",
     "partial_entry",
     "position_surplus",
-    "reconcile",
     "reconcile_couple",
     "round_down",
     "round_up",
-    "second_leg_failure",
     "second_leg_refusal",
     "x_is_long",
 ]
@@ -260,57 +255,11 @@ def partial_entry(
     return PartialEntry("abandon", ratio, 0.0)
 
 
-@dataclass(frozen=True)
-class SecondLegFailure:
-    """What to do when the second leg was rejected or timed out after the first filled."""
-
-    action: str  # "adopt_ghost", "wait_ghost", "close_first", "manual"
-    delay_s: float = 0.0
-    stop_entries: bool = False
-
-
 def backoff(attempt: int, base_s: float = 1.0, cap_s: float = 60.0) -> float:
     """Seconds to wait before retry number ``attempt`` (0-based): doubling, capped."""
     if attempt < 0:
         raise ValueError(f"attempt={attempt} must be >= 0")
     return min(cap_s, base_s * 2**attempt)
-
-
-def second_leg_failure(
-    ghost_status: str | None, close_attempts: int, max_attempts: int = 5
-) -> SecondLegFailure:
-    """Decide after the exchange was searched for the second leg's order.
-
-    ``ghost_status`` is the status of an order the exchange has for the second leg despite
-    the error ("a ghost": accepted, then the response was lost), or None. Never place a
-    duplicate: a filled ghost is adopted, an open one is waited for. Without a ghost the
-    first leg is closed at market, with bounded retries and backoff; after
-    ``max_attempts`` failures new entries stop and a person is called, while the closing
-    retries go on.
-    """
-    if ghost_status in ("FILLED", "PARTIALLY_FILLED"):
-        return SecondLegFailure("adopt_ghost")
-    if ghost_status in ("NEW",):
-        return SecondLegFailure("wait_ghost", delay_s=1.0)
-    if close_attempts < max_attempts:
-        return SecondLegFailure("close_first", delay_s=backoff(close_attempts))
-    return SecondLegFailure("manual", delay_s=backoff(close_attempts), stop_entries=True)
-
-
-def ghost_status(order: dict | None) -> str | None:
-    """The Binance status :func:`second_leg_failure` expects, for a ccxt order found on
-    the exchange for the failed leg (None: no order)."""
-    if order is None:
-        return None
-    filled = float(order.get("filled") or 0.0)
-    status = order.get("status")
-    if status == "closed" and filled > 0:
-        return "FILLED"
-    if filled > 0:
-        return "PARTIALLY_FILLED"  # open with a fill, or cancelled after one: adopt the fill
-    if status == "open":
-        return "NEW"
-    return None  # cancelled / expired / rejected without a fill: as if never placed
 
 
 @dataclass(frozen=True)
@@ -321,56 +270,6 @@ class LegRecord:
     pair: str
     couple_id: str | None
     amount: float  # signed: negative for a short
-
-
-@dataclass(frozen=True)
-class Repair:
-    """One reconciliation action, with the reason to log."""
-
-    action: str  # "keep", "close_trade", "forget_trade", "close_position"
-    pair: str
-    trade_id: int | None
-    reason: str
-
-
-def reconcile(
-    legs: list[LegRecord], positions: dict[str, float], tolerance: float = 1e-9
-) -> list[Repair]:
-    """Compare the database's open legs with the exchange's positions after a restart.
-
-    - a couple with both legs in the database and on the exchange is kept (re-paired);
-    - a leg whose partner is missing from the database is closed (an orphan);
-    - a leg with no position on the exchange is forgotten (closed without an order) and
-      its partner closed;
-    - an exchange position with no open trade (a crash between the two legs' orders) is
-      closed at market.
-    """
-    repairs: list[Repair] = []
-    by_couple: dict[str | None, list[LegRecord]] = {}
-    for leg in legs:
-        by_couple.setdefault(leg.couple_id, []).append(leg)
-    known = {leg.pair for leg in legs}
-    for couple_id, members in by_couple.items():
-        on_exchange = [abs(positions.get(m.pair, 0.0)) > tolerance for m in members]
-        for leg, present in zip(members, on_exchange, strict=True):
-            if not present:
-                repairs.append(Repair("forget_trade", leg.pair, leg.trade_id,
-                                      "no position on the exchange"))
-            elif couple_id is None:
-                repairs.append(Repair("keep", leg.pair, leg.trade_id, "not a couple leg"))
-            elif len(members) != 2:
-                repairs.append(Repair("close_trade", leg.pair, leg.trade_id,
-                                      f"partner of {couple_id} is not open"))
-            elif not all(on_exchange):
-                repairs.append(Repair("close_trade", leg.pair, leg.trade_id,
-                                      f"partner of {couple_id} has no position"))
-            else:
-                repairs.append(Repair("keep", leg.pair, leg.trade_id, f"{couple_id} hedged"))
-    for pair, amount in sorted(positions.items()):
-        if abs(amount) > tolerance and pair not in known:
-            repairs.append(Repair("close_position", pair, None,
-                                  f"position {amount:g} with no open trade"))
-    return repairs
 
 
 def position_surplus(

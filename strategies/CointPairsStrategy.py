@@ -19,8 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -29,27 +28,20 @@ from freqtrade.persistence import Order, Trade
 from freqtrade.strategy import DecimalParameter, IStrategy
 
 from statarb import messages, published
-from statarb.ft.adopt import adopt_entry
-from statarb.ft.exchange import cancel_order, close_position, entry_orders, open_positions
 from statarb.ft.markets import leg_limits
 from statarb.ft.runmode import Mode, run_mode, universe_pairs
+from statarb.ft.supervisor import LegSupervisor
 from statarb.ft.worker import set_error_retry
 from statarb.legs import (
     CoupleTicket,
-    LegRecord,
     amount_mismatch,
     first_leg_refusal,
-    ghost_status,
     leg_tag,
     lone_leg,
     parse_leg_tag,
     partial_entry,
-    position_surplus,
-    reconcile,
-    second_leg_failure,
     second_leg_refusal,
 )
-from statarb.live import LiveState
 from statarb.regime import Regime, market_regime
 from statarb.settings import StrategySettings
 from statarb.signals import (
@@ -80,7 +72,8 @@ class CointPairsStrategy(IStrategy):
     exit_profit_only = False
     ignore_roi_if_entry_signal = True
     process_only_new_candles = True
-    position_adjustment_enable = False
+    # Only the leg supervisor adjusts a position (a top-up to target, a trim to the ratio).
+    position_adjustment_enable = True
     # Formation window (60 days) plus the z-score window; re-read from the config in
     # bot_start so a longer formation loads enough history.
     startup_candle_count = 60 * 24 + 100
@@ -165,12 +158,10 @@ class CointPairsStrategy(IStrategy):
         self._entered: dict[str, set[str]] = {}  # couple id -> roles filled
         self._closed: dict[str, list[tuple[str, str, float]]] = {}  # couple id -> legs closed
         self._last_regime: str | None = None
-        # trade id -> (exit reason, why): legs to close at their next check
-        self._to_close: dict[int, tuple[str, str]] = {}
         # Live leg supervision: only in a running bot (see statarb.ft.runmode).
-        self._live: LiveState | None = None
+        self._live: LegSupervisor | None = None
         if self.mode.trading:
-            self._live = LiveState()
+            self._live = LegSupervisor(self)
             retry = self.settings.live.error_retry_secs
             throttle = (config.get("internals") or {}).get("process_throttle_secs", 5)
             set_error_retry(float(retry if retry is not None else max(1, throttle)))
@@ -194,13 +185,6 @@ class CointPairsStrategy(IStrategy):
                  proposed_leverage: float, max_leverage: float, entry_tag: str | None,
                  side: str, **kwargs) -> float:
         return min(self.settings.leverage, max_leverage)
-
-    def _sup(self) -> LiveState:
-        """The live supervision state; only a running bot has one. (A method, not a
-        property: Freqtrade reads every attribute of a strategy to find its parameters.)"""
-        if self._live is None:
-            raise RuntimeError(f"live leg supervision is not available in {self.mode} mode")
-        return self._live
 
     # ------------------------------------------------------------------ universe and plan
 
@@ -480,13 +464,15 @@ class CointPairsStrategy(IStrategy):
                 ticket.amount_y, ticket.amount_x = float(first.amount), plan.partner_amount
             else:
                 ticket.amount_x, ticket.amount_y = float(first.amount), plan.partner_amount
+            if self._live is not None:
+                self._live.resized(ticket)  # the ledger first, then the second order
             self._notify(messages.leg_incident(
                 ticket.couple_id, first.pair, f"filled {fill} of its target",
                 f"sizing {ticket.pair(role)} to {plan.partner_amount:g} (hedge ratio kept)",
             ))
         else:
             ticket.refused = f"first leg filled only {fill}"
-            self._to_close[first.id] = ("partial_abandon", ticket.refused)
+            # The supervisor closes the lone part next loop (its partner has no position).
             self._notify(messages.leg_incident(
                 ticket.couple_id, first.pair, f"filled only {fill} of its target",
                 f"not opening {ticket.pair(role)}; closing the filled part",
@@ -500,7 +486,7 @@ class CointPairsStrategy(IStrategy):
             return True  # not a couple leg (a manual force entry): Freqtrade's business
         # The bot loop and a REST/Telegram force entry may confirm legs at the same time:
         # one decision at a time, so a leg is never accepted twice.
-        with self._live.entry_lock if self._live else contextlib.nullcontext():
+        with self._live.state.entry_lock if self._live else contextlib.nullcontext():
             return self._confirm_leg(pair, amount, rate, current_time, *parsed)
 
     def _confirm_leg(self, pair: str, amount: float, rate: float, current_time: datetime,
@@ -528,10 +514,11 @@ class CointPairsStrategy(IStrategy):
                 needed = (amount * rate + ticket.amount(partner_role) * ticket.price(partner_role)
                           ) / lev
                 partner_side = "long" if ticket.is_long(partner_role) else "short"
+                untracked, halted = (self._live.entry_refusal({pair, partner})
+                                     if self._live else ((), None))
                 reason = first_leg_refusal(
-                    untracked=tuple(sorted({pair, partner} & live.untracked))
-                    if (live := self._live) else (),
-                    halted=self._live.halted if self._live else None,
+                    untracked=untracked,
+                    halted=halted,
                     free_slots=int(self.config["max_open_trades"]) - Trade.get_open_trade_count(),
                     partner_open=bool(Trade.get_trades_proxy(pair=partner, is_open=True)),
                     partner_locked=self.is_pair_locked(
@@ -549,8 +536,9 @@ class CointPairsStrategy(IStrategy):
                         current_time, reason)
             return False
         ticket.accepted.append(role)
-        if len(ticket.accepted) == 2 and self._live is not None:
-            self._live.pending[ticket.couple_id] = (ticket, role)  # cleared when its trade exists
+        if len(ticket.accepted) == 1 and self._live is not None:
+            # Both legs' targets are in the trade database before the first order is sent.
+            self._live.entering(ticket)
         return True
 
     def _has_signal(self, pair: str, ticket: CoupleTicket, role: str) -> bool:
@@ -596,15 +584,14 @@ class CointPairsStrategy(IStrategy):
 
     def _record_leg(self, trade: Trade, ticket: CoupleTicket, role: str) -> None:
         """A leg's entry filled: store the couple on its trade; both legs in: report it."""
-        pending = self._live.pending.get(ticket.couple_id) if self._live else None
-        if pending is not None and pending[1] == role:
-            del self._sup().pending[ticket.couple_id]
         for key, value in ticket.custom_data(role).items():
             trade.set_custom_data(key, value)
         roles = self._entered.setdefault(ticket.couple_id, set())
         roles.add(role)
         if roles == {"y", "x"}:
             del self._entered[ticket.couple_id]
+            if self._live is not None:
+                self._live.stage(ticket.couple_id, "open")
             self._notify(messages.couple_opened(
                 ticket.couple_id, ticket.y, ticket.x, ticket.is_long("y"), ticket.is_long("x"),
                 ticket.beta, ticket.z_entry, ticket.amount_y, ticket.amount_x,
@@ -612,8 +599,6 @@ class CointPairsStrategy(IStrategy):
 
     def _leg_closed(self, trade: Trade, order: Order) -> None:
         """When both legs of a couple are closed, report the couple's combined P&L."""
-        if self._live and self._live.close_attempts.pop(f"trade:{trade.id}", None) is not None:
-            self._maybe_resume()
         couple_id = trade.get_custom_data("couple_id")
         if couple_id is None or trade.is_open:
             return
@@ -635,60 +620,15 @@ class CointPairsStrategy(IStrategy):
             self.dp.send_msg(text, always_send=True)
 
     def bot_start(self, **kwargs) -> None:
-        """Dry-run and live: reconcile the open legs after a (re)start, and log every action.
-
-        Legs come from the trade database (couple id from custom data, or from the tag if
-        the bot stopped before it was stored); positions from the exchange (dry-run: the
-        database itself, which has no exchange positions to compare with).
-        """
-        if self.dp is None or not self.mode.trading:
-            return
-        logger.info(messages.SUPERVISION_STARTED)
-        legs = self._open_legs()
-        if self.config.get("dry_run", True):
-            positions = {leg.pair: leg.amount for leg in legs}
-        else:
-            try:
-                positions = open_positions(self.dp)
-            except Exception as exc:  # keep running; the legs are still watched per loop
-                logger.warning("statarb: cannot read positions to reconcile (%s)", exc)
-                positions = {leg.pair: leg.amount for leg in legs}
-        for repair in reconcile(legs, positions):
-            logger.info("statarb reconcile: %s %s (trade %s): %s", repair.action, repair.pair,
-                        repair.trade_id, repair.reason)
-            if repair.action == "close_trade" and repair.trade_id is not None:
-                self._to_close[repair.trade_id] = ("reconcile_orphan", repair.reason)
-            elif repair.action == "forget_trade":
-                self._notify(messages.leg_incident(
-                    "reconcile", repair.pair, repair.reason,
-                    "its partner is closed as partner_exit; check the trade on the exchange",
-                ))
-        # A position no trade owns (an order sent just before a crash) is closed now,
-        # before the first loop can enter on top of it. No other thread trades yet.
-        for pair, amount in self._our_surplus(positions, legs).items():
-            self._sup().untracked.add(pair)
-            self._close_untracked(pair, amount, "found at start with no open trade")
-
-    @staticmethod
-    def _open_legs() -> list[LegRecord]:
-        """The open trades as legs: couple id from custom data, or from the tag when the
-        bot stopped before it was stored; amounts signed (negative: short)."""
-        legs = []
-        for t in Trade.get_open_trades():
-            couple_id = t.get_custom_data("couple_id")
-            parsed = parse_leg_tag(t.enter_tag)
-            if couple_id is None and parsed is not None:
-                couple_id = f"{parsed[0]}@{pd.Timestamp(t.open_date_utc):%Y-%m-%dT%H:00}"
-            legs.append(LegRecord(t.id, t.pair, couple_id, -t.amount if t.is_short
-                                  else t.amount))
-        return legs
+        """Dry-run and live: the leg supervisor reconciles what a restart found."""
+        if self._live is not None:
+            self._live.start()
 
     def bot_loop_start(self, current_time: datetime, **kwargs) -> None:
-        """Live: watch the exchange for legs gone astray, then report a regime change."""
-        if not self.mode.trading:
+        """Dry-run and live: reconcile every couple, then report a regime change."""
+        if self._live is None:
             return
-        if not self.config.get("dry_run", True):
-            self._watch_exchange()
+        self._live.check()
         if self._regime is None or not len(self._regime):
             return
         code = self._regime[-1]
@@ -699,191 +639,23 @@ class CointPairsStrategy(IStrategy):
             self._notify(messages.regime_changed(self._last_regime, name, mult, blocked))
         self._last_regime = name
 
-    # ------------------------------------------------------------------ live incidents
-    def _close_lone(self, trade: Trade, couple_id: str, partner_pair: str) -> str | None:
-        """Close a leg whose partner is gone, with bounded retries and backoff.
-
-        Asked again while the leg is still open means the last exit did not happen (its
-        order failed): that counts as a failed attempt, and the next one waits the backoff
-        from it. After ``live.max_close_attempts`` failures new entries stop and a person
-        is called; the attempts go on at the capped backoff.
-        """
-        if not self.mode.trading:
-            return "partner_exit"
-        if couple_id in self._sup().ghost_waits:
-            return None  # the partner's order is open on the exchange: not alone yet
-        key = f"trade:{trade.id}"
-        now = time.monotonic()
-        if key not in self._sup().close_attempts:
-            self._notify(messages.leg_incident(
-                couple_id, trade.pair, f"is alone (partner {partner_pair} is not open)",
-                "closing it at market",
-            ))
-        else:
-            failures, last, next_at = self._sup().close_attempts[key]
-            if not next_at:  # the attempt at `last` is judged now: it failed
-                amount = -trade.amount if trade.is_short else trade.amount
-                next_at = self._close_failed(key, trade.pair, amount, failures, last,
-                                             "its exit did not fill")
-            if now < next_at:
-                return None
-        failures = self._sup().close_attempts.get(key, (0, 0.0, 0.0))[0]
-        self._sup().close_attempts[key] = (failures, now, 0.0)  # this attempt, judged next call
-        return "partner_exit"
-
-    def _watch_exchange(self) -> None:
-        """Once per live loop, before any exit or entry: resolve second legs whose order
-        failed (look for a ghost first) and close positions no trade owns.
-
-        An exchange error here is logged and the check runs again next loop; the lone-leg
-        rule in :meth:`custom_exit` does not depend on it.
-        """
-        try:
-            positions = open_positions(self.dp)
-            self._resolve_pending()
-        except Exception as exc:
-            logger.warning("statarb: cannot check the exchange this loop (%s); again next "
-                           "loop", exc)
-            return
-        surplus = self._our_surplus(positions, self._open_legs())
-        self._sup().untracked = set(surplus)
-        for pair, amount in surplus.items():
-            # Seen twice, a loop apart: an order whose trade Freqtrade is committing right
-            # now (a force entry from the REST API) is never mistaken for a leftover.
-            seen = self._sup().surplus_seen.get(pair, 0.0)
-            if seen and (seen > 0) == (amount > 0):
-                self._close_untracked(pair, amount, "no open trade owns it")
-        self._sup().surplus_seen = surplus
-        for key in [k for k in self._sup().close_attempts if k.startswith("pair:")]:
-            if key[5:] not in surplus:
-                del self._sup().close_attempts[key]  # closed (or gone): no longer failing
-        self._maybe_resume()
-
-    def _our_surplus(self, positions: dict[str, float],
-                     legs: list[LegRecord]) -> dict[str, float]:
-        """Untracked positions on pairs this bot trades (its whitelist, its couples).
-
-        A position elsewhere on the account is not one this bot could have opened; it is
-        reported once and left alone (a bot should have its own account or sub-account).
-        """
-        ours = set(self.dp.current_whitelist()) | set(self._pairs.values())
-        surplus = position_surplus(positions, legs)
-        for pair in sorted(set(surplus) - ours - self._sup().foreign):
-            self._sup().foreign.add(pair)
-            self._notify(messages.leg_incident(
-                "untracked", pair, f"position {surplus[pair]:+g} is not a pair this bot "
-                "trades", "left alone; keep other positions off this bot's account",
-            ))
-        return {p: a for p, a in surplus.items() if p in ours}
-
-    def _resolve_pending(self) -> None:
-        """A second leg was sent and no trade came of it: the order was rejected, timed
-        out, or was accepted with its answer lost (a ghost). Ask the exchange first; never
-        send it again (see :func:`statarb.legs.second_leg_failure`)."""
-        for couple_id, (ticket, role) in list(self._sup().pending.items()):
-            pair, first_role = ticket.pair(role), ticket.partner_role(role)
-            tag = leg_tag(ticket.couple, role)
-            if any(t.enter_tag == tag for t in Trade.get_trades_proxy(pair=pair, is_open=True)):
-                del self._sup().pending[couple_id]  # its trade exists: nothing failed
-                continue
-            first = next((t for t in Trade.get_trades_proxy(pair=ticket.pair(first_role),
-                                                            is_open=True)
-                          if t.enter_tag == leg_tag(ticket.couple, first_role)), None)
-            side = "buy" if ticket.is_long(role) else "sell"
-            known = {o.order_id for t in Trade.get_trades_proxy(pair=pair) for o in t.orders}
-            orders = entry_orders(self.dp, pair, side, ticket.entry_time - timedelta(minutes=1))
-            ghost = next((o for o in reversed(orders) if str(o["id"]) not in known), None)
-            decision = second_leg_failure(ghost_status(ghost), 0,
-                                          self.settings.live.max_close_attempts)
-            if decision.action == "wait_ghost" and self._sup().ghost_waits.get(couple_id, 0) < 3:
-                self._sup().ghost_waits[couple_id] = self._sup().ghost_waits.get(couple_id, 0) + 1
-                logger.info("statarb: %s order %s of %s is open on the exchange; waiting",
-                            pair, ghost and ghost["id"], couple_id)
-                continue
-            del self._sup().pending[couple_id]
-            self._sup().ghost_waits.pop(couple_id, None)
-            if decision.action == "wait_ghost" and ghost is not None:
-                # Still open after three loops: cancel it and give the couple up. Should it
-                # fill before the cancel lands, the position is untracked and closed.
-                try:
-                    cancel_order(self.dp, pair, str(ghost["id"]))
-                except Exception as exc:
-                    logger.warning("statarb: cancelling %s order %s failed (%s)", pair,
-                                   ghost["id"], exc)
-            if decision.action == "adopt_ghost" and ghost is not None and first is not None:
-                trade = adopt_entry(self, pair, ghost, tag, self.settings.leverage)
-                self._notify(messages.leg_incident(
-                    couple_id, pair, f"order {ghost['id']} filled on the exchange but its "
-                    "answer was lost", f"adopted as trade {trade.id}; the couple is hedged",
-                ))
-                self._record_leg(trade, ticket, role)
-            elif decision.action == "adopt_ghost" and ghost is not None:
-                filled = float(ghost.get("filled") or 0.0)
-                self._close_untracked(pair, filled if side == "buy" else -filled,
-                                      f"order {ghost['id']} filled after its partner closed")
-            else:
-                what = ("its order stayed open on the exchange for three loops and was "
-                        "cancelled" if decision.action == "wait_ghost" else
-                        "its order was refused or lost, and the exchange has none")
-                self._notify(messages.leg_incident(
-                    couple_id, pair, what,
-                    f"closing {ticket.pair(first_role)} at market (partner_exit)"
-                    if first is not None else "nothing is open",
-                ))
-
-    def _close_untracked(self, pair: str, amount: float, why: str) -> None:
-        """Close a position no trade owns, reduce-only at market, with bounded retries."""
-        key = f"pair:{pair}"
-        failures, _, next_at = self._sup().close_attempts.get(key, (0, 0.0, 0.0))
-        now = time.monotonic()
-        if now < next_at:
-            return
-        try:
-            order = close_position(self.dp, pair, amount, self.settings.leverage)
-        except Exception as exc:
-            self._close_failed(key, pair, amount, failures, now, str(exc))
-            return
-        self._notify(messages.leg_incident(
-            "untracked", pair, f"position {amount:+g} {why}",
-            f"closed at market (reduce-only order {order.get('id')})",
-        ))
-        self._sup().surplus_seen.pop(pair, None)
-
-    def _close_failed(self, key: str, pair: str, amount: float, failures: int,
-                      attempted_at: float, error: str) -> float:
-        """The close attempted at ``attempted_at`` failed: record it and return when the
-        next attempt may go (backoff from that attempt). At the limit, stop new entries
-        and call a person, once; the attempts go on."""
-        failures += 1
-        decision = second_leg_failure(None, failures, self.settings.live.max_close_attempts)
-        next_at = attempted_at + decision.delay_s
-        self._sup().close_attempts[key] = (failures, attempted_at, next_at)
-        logger.warning("statarb: closing %s %+g failed (attempt %d): %s; next attempt in "
-                       "%.0f s", pair, amount, failures, error,
-                       max(0.0, next_at - time.monotonic()))
-        live = self._sup()
-        if decision.stop_entries and live.halted is None:
-            live.halted, live.halted_pair = f"{pair} {amount:+g} cannot be closed", pair
-            self._notify(messages.manual_intervention(pair, amount, failures, error))
-        return next_at
-
-    def _maybe_resume(self) -> None:
-        if self._sup().halted is not None and not self._sup().close_attempts:
-            self._sup().halted = None
-            self._notify(messages.entries_resumed(f"{self._sup().halted_pair} is closed"))
+    def adjust_trade_position(self, trade: Trade, current_time: datetime,
+                              current_rate: float, current_profit: float,
+                              min_stake: float | None, max_stake: float,
+                              current_entry_rate: float, current_exit_rate: float,
+                              current_entry_profit: float, current_exit_profit: float,
+                              **kwargs) -> tuple[float, str] | None:
+        """Only the leg supervisor resizes a leg (a top-up to its target, a trim to the
+        hedge ratio); a couple is never scaled in or out by signal."""
+        if self._live is None:
+            return None
+        return self._live.adjustment(trade, current_entry_rate)
 
     # ------------------------------------------------------------------ exits
     def custom_exit(self, pair: str, trade: Trade, current_time: datetime, current_rate: float,
                     current_profit: float, **kwargs) -> str | None:
-        forced = self._to_close.pop(trade.id, None)
-        if forced is not None:
-            exit_tag, why = forced
-            if exit_tag == "reconcile_orphan":
-                self._notify(messages.leg_incident(
-                    str(trade.get_custom_data("couple_id") or trade.enter_tag), pair,
-                    f"found alone at start ({why})", "closing it at market",
-                ))
-            return exit_tag
+        if self._live is not None and (forced := self._live.forced_exit(trade)):
+            return forced
         couple_id = trade.get_custom_data("couple_id")
         if couple_id is None:
             return None  # not a couple leg
@@ -898,13 +670,14 @@ class CointPairsStrategy(IStrategy):
              if t.get_custom_data("couple_id") == couple_id),
             None,
         )
+        if partner is None and self._live is not None:
+            return None  # live, a leg without its partner is the supervisor's repair
         candle = pd.Timestamp(current_time).floor(pd.Timedelta(self.timeframe))
         # Backtesting handles pairs one after the other within a candle, so a leg entered
-        # on this candle may not see its partner yet; live, both legs are placed in one
-        # bot loop before any exit check.
-        grace = self.mode.simulated and pd.Timestamp(trade.open_date_utc) >= candle
+        # on this candle may not see its partner yet.
+        grace = pd.Timestamp(trade.open_date_utc) >= candle
         if lone_leg(partner_open=partner is not None, opened_this_candle=grace):
-            return self._close_lone(trade, couple_id, str(partner_pair))
+            return "partner_exit"
         if partner is None:
             return None
         universe = self._universe or self._ensure_universe()
@@ -932,6 +705,8 @@ class CointPairsStrategy(IStrategy):
         )
         if reason:
             self._exits[couple_id] = reason
+            if self._live is not None:
+                self._live.stage(couple_id, "exiting")
         return reason
 
     def _planned_exit(self, trade: Trade, current_time: datetime) -> str | None:

@@ -191,9 +191,9 @@ def test_kill9_then_restart_closes_a_leg_left_alone(bot: Bot) -> None:
     bot.start()
     wait_for("the lone leg to close", lambda: bot.client.status() == [], 60, bot.proc, bot.log)
     closed = {t["trade_id"]: t for t in bot.client.trades()["trades"]}
-    assert closed[lone["trade_id"]]["exit_reason"] == "reconcile_orphan"
+    assert closed[lone["trade_id"]]["exit_reason"] == "partner_exit"
     line = "Sending rpc strategy_msg: statarb leg incident"
     wait_for(line, lambda: line in bot.log.read_text(), 15, bot.proc, bot.log)
     text = bot.log.read_text()
-    assert "statarb reconcile: close_trade " + lone["pair"] in text
+    assert f"{lone['pair']} its partner {gone['pair']} has no position; closing it" in text
     assert " - ERROR - " not in text

@@ -142,39 +142,13 @@ def test_partial_entry_keeps_the_hedge_ratio_or_abandons() -> None:
         partial_entry(0.0, 1.0, 3.0, 0.1)
 
 
-def test_second_leg_failure_never_duplicates_and_escalates() -> None:
-    from statarb.legs import backoff, second_leg_failure
+def test_backoff_doubles_and_is_capped() -> None:
+    from statarb.legs import backoff
 
-    assert second_leg_failure("FILLED", 0).action == "adopt_ghost"
-    assert second_leg_failure("PARTIALLY_FILLED", 3).action == "adopt_ghost"
-    assert second_leg_failure("NEW", 0).action == "wait_ghost"
-    first = second_leg_failure(None, 0)
-    assert (first.action, first.delay_s, first.stop_entries) == ("close_first", 1.0, False)
-    assert second_leg_failure(None, 3).delay_s == 8.0
-    manual = second_leg_failure(None, 5, max_attempts=5)
-    assert manual.action == "manual" and manual.stop_entries
-    assert backoff(10) == 60.0 and backoff(0, base_s=0.5) == 0.5
-
-
-def test_reconcile_repairs_every_kind_of_mismatch() -> None:
-    from statarb.legs import LegRecord, reconcile
-
-    legs = [
-        LegRecord(1, "ETH/USDT:USDT", "ETH~BTC@t", 1.0),
-        LegRecord(2, "BTC/USDT:USDT", "ETH~BTC@t", -0.02),  # hedged couple
-        LegRecord(3, "SOL/USDT:USDT", "SOL~AVAX@t", 5.0),  # partner missing in the database
-        LegRecord(4, "LTC/USDT:USDT", "LTC~XRP@t", 2.0),  # LTC liquidated on the exchange
-        LegRecord(5, "XRP/USDT:USDT", "LTC~XRP@t", -100.0),
-    ]
-    positions = {"ETH/USDT:USDT": 1.0, "BTC/USDT:USDT": -0.02, "SOL/USDT:USDT": 5.0,
-                 "XRP/USDT:USDT": -100.0, "ADA/USDT:USDT": 30.0}  # ADA: crash between legs
-    got = {(r.action, r.pair) for r in reconcile(legs, positions)}
-    assert got == {
-        ("keep", "ETH/USDT:USDT"), ("keep", "BTC/USDT:USDT"),
-        ("close_trade", "SOL/USDT:USDT"),
-        ("forget_trade", "LTC/USDT:USDT"), ("close_trade", "XRP/USDT:USDT"),
-        ("close_position", "ADA/USDT:USDT"),
-    }
+    assert [backoff(i) for i in range(8)] == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert backoff(0, base_s=0.5) == 0.5
+    with pytest.raises(ValueError, match="attempt=-1"):
+        backoff(-1)
 
 
 def test_position_surplus_is_what_no_trade_owns() -> None:
@@ -199,21 +173,6 @@ def test_position_surplus_is_what_no_trade_owns() -> None:
                                                                    0.5)])
     assert flipped == {"LTC/USDT:USDT": -1.0}
     assert position_surplus({}, legs) == {}
-
-
-def test_ghost_status_maps_ccxt_orders_to_the_failure_decision() -> None:
-    from statarb.legs import ghost_status, second_leg_failure
-
-    assert ghost_status(None) is None
-    assert ghost_status({"status": "closed", "filled": 3842.7}) == "FILLED"
-    assert ghost_status({"status": "open", "filled": 10}) == "PARTIALLY_FILLED"
-    assert ghost_status({"status": "canceled", "filled": 10}) == "PARTIALLY_FILLED"
-    assert ghost_status({"status": "open", "filled": 0}) == "NEW"
-    assert ghost_status({"status": "canceled", "filled": 0}) is None
-    assert ghost_status({"status": "rejected", "filled": None}) is None
-    found = {"status": "closed", "filled": 1.0}
-    assert second_leg_failure(ghost_status(found), 0).action == "adopt_ghost"
-    assert second_leg_failure(ghost_status(None), 0).action == "close_first"
 
 
 def test_a_leg_is_sent_once_per_ticket() -> None:

@@ -1,6 +1,8 @@
-"""The strategy's live leg handling on Freqtrade's real trade database, with the exchange
-faked at the edge: concurrent confirmations, a leg sent once, ghost adoption, closing
-untracked positions, bounded close retries and the manual-intervention alert.
+"""The strategy's live leg supervision on Freqtrade's real trade database, with the exchange
+faked at the edge: the ledger written before the first order, concurrent confirmations, a
+leg sent once, adoption of unrecorded fills (a ghost, a crash), top-ups and trims through
+``adjust_trade_position``, closing lone legs and untracked positions, bounded retries and
+the manual-intervention alert.
 
 The chaos suite (``tests/test_chaos.py``) runs the same code in ``freqtrade trade``
 against the simulator; these tests pin each decision down without a bot process.
@@ -15,8 +17,10 @@ from typing import Any
 
 import pytest
 from freqtrade.enums import RunMode
-from freqtrade.persistence import Trade, init_db
+from freqtrade.persistence import Order, Trade, init_db
 
+from statarb.ft import ledger_store
+from statarb.ledger import CoupleLedger, LegTarget
 from statarb.legs import CoupleTicket, leg_tag
 from tests.offline import REPO
 
@@ -97,6 +101,11 @@ class FakeDp:
     def market(self, pair: str) -> dict[str, Any]:
         return {"precision": {"amount": 0.1}}
 
+    def get_analyzed_dataframe(self, pair: str, timeframe: str) -> tuple[Any, Any]:
+        import pandas as pd
+
+        return pd.DataFrame(), None
+
     def send_msg(self, text: str, always_send: bool = False) -> None:
         self.sent.append(text)
 
@@ -115,7 +124,7 @@ def strategy() -> Any:
 
 @pytest.fixture
 def clock(strategy: Any, monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The strategy's monotonic clock, set by the test: ``clock[0] = seconds``."""
+    """The supervisor's monotonic clock, set by the test: ``clock[0] = seconds``."""
     now = [0.0]
 
     class Clock:
@@ -123,7 +132,11 @@ def clock(strategy: Any, monkeypatch: pytest.MonkeyPatch) -> list[float]:
         def monotonic() -> float:
             return now[0]
 
-    monkeypatch.setitem(type(strategy)._close_lone.__globals__, "time", Clock)
+        @staticmethod
+        def time() -> float:
+            return 1.7e9 + now[0]
+
+    monkeypatch.setitem(type(strategy._live).check.__globals__, "time", Clock)
     return now
 
 
@@ -135,21 +148,59 @@ def _ticket(accepted: list[str]) -> CoupleTicket:
                         price_y=0.715, price_x=0.269, accepted=list(accepted))
 
 
-def _open_trade(pair: str, tag: str, amount: float, short: bool) -> Trade:
+def _ledger(y: float = 1210.0, x: float = -3842.7) -> CoupleLedger:
+    """WLD~ARB long the spread: long WLD, short ARB (what _ticket describes)."""
+    ledger = CoupleLedger(_ticket([]).couple_id, LegTarget(WLD, y, 0.1), LegTarget(ARB, x, 0.1),
+                          stage="open", since=NOW.timestamp() - 60)
+    ledger_store.save(ledger)
+    return ledger
+
+
+def _open_trade(pair: str, tag: str, amount: float, short: bool, filled: float | None = None,
+                ticket: CoupleTicket | None = None, role: str | None = None) -> Trade:
+    """An open trade whose entry order filled ``filled`` (default: ``amount``)."""
     trade = Trade(pair=pair, base_currency=pair.split("/")[0], stake_currency="USDT",
                   stake_amount=amount * 0.5, amount=amount, open_rate=0.5, is_open=True,
                   open_date=NOW, exchange="binance", enter_tag=tag, is_short=short,
                   leverage=1.0, fee_open=0.0005, fee_close=0.0005, trading_mode="futures",
                   amount_precision=0.1, price_precision=0.0001, precision_mode=4)
+    side = "sell" if short else "buy"
+    trade.orders.append(Order(
+        ft_order_side=side, ft_pair=pair, ft_is_open=False, ft_amount=amount, ft_price=0.5,
+        order_id=f"entry-{pair}", status="closed", symbol=pair, order_type="market",
+        side=side, price=0.5, average=0.5, amount=amount,
+        filled=amount if filled is None else filled, remaining=0.0))
     Trade.session.add(trade)
     Trade.commit()
+    if ticket is not None and role is not None:
+        for key, value in ticket.custom_data(role).items():
+            trade.set_custom_data(key, value)
     return trade
+
+
+def _positions(exchange: FakeExchange, **amounts: float) -> None:
+    exchange.positions = [
+        {"symbol": f"{coin}/USDT:USDT", "contracts": abs(a), "contractSize": 1,
+         "side": "long" if a > 0 else "short"}
+        for coin, a in amounts.items() if a
+    ]
 
 
 def _confirm(strat: Any, pair: str, role: str, amount: float) -> bool:
     return strat.confirm_trade_entry(
         pair=pair, order_type="market", amount=amount, rate=0.5, time_in_force="GTC",
         current_time=NOW, entry_tag=leg_tag("WLD~ARB", role), side="short")
+
+
+def _adjust(strat: Any, trade: Trade, rate: float = 0.5) -> Any:
+    return strat.adjust_trade_position(
+        trade=trade, current_time=NOW, current_rate=rate, current_profit=0.0, min_stake=None,
+        max_stake=1e9, current_entry_rate=rate, current_exit_rate=rate,
+        current_entry_profit=0.0, current_exit_profit=0.0)
+
+
+def _exit(strat: Any, trade: Trade) -> str | None:
+    return strat._live.forced_exit(trade)
 
 
 def test_simultaneous_second_leg_confirmations_accept_it_once(strategy: Any) -> None:
@@ -170,27 +221,35 @@ def test_simultaneous_second_leg_confirmations_accept_it_once(strategy: Any) -> 
         t.join()
     assert sorted(results) == [False] * 7 + [True]
     assert ticket.accepted == ["y", "x"]
-    assert ticket.couple_id in strategy._live.pending  # watched until its trade exists
     # The bot's next loop (or a force entry) asking again: still refused, never re-sent.
     assert not _confirm(strategy, ARB, "x", 3842.7)
 
 
+def test_the_ledger_is_written_before_the_first_order(strategy: Any, monkeypatch) -> None:
+    ticket = _ticket([])
+    strategy._tickets[strategy._ticket_key("WLD~ARB", NOW)] = ticket
+    monkeypatch.setattr(strategy, "_has_signal", lambda *a: True)
+    monkeypatch.setattr(strategy, "is_pair_locked", lambda *a, **k: False)
+    assert _confirm(strategy, WLD, "y", 1210.0)  # Freqtrade sends the order after this
+    (ledger,) = ledger_store.load_all().values()
+    assert ledger.couple_id == ticket.couple_id and ledger.stage == "entering"
+    assert (ledger.y.pair, ledger.y.amount) == (WLD, 1210.0)
+    assert (ledger.x.pair, ledger.x.amount) == (ARB, -3842.7)  # short, hedged by beta
+
+
 def test_a_filled_ghost_second_leg_is_adopted_as_its_trade(strategy: Any) -> None:
     ticket = _ticket(["y", "x"])
-    strategy._live.pending[ticket.couple_id] = (ticket, "x")
     strategy._tickets[strategy._ticket_key("WLD~ARB", NOW)] = ticket
-    _open_trade(WLD, "WLD~ARB:y", 1210.0, short=False)
+    _ledger()
+    _open_trade(WLD, "WLD~ARB:y", 1210.0, short=False, ticket=ticket, role="y")
     strategy._entered[ticket.couple_id] = {"y"}  # the first leg's fill was recorded
     exchange = strategy.dp._exchange
     exchange.orders = [{"id": "77", "symbol": ARB, "side": "sell", "status": "closed",
                         "filled": 3842.7, "amount": 3842.7, "average": 0.269, "price": None,
                         "remaining": 0.0, "type": "market", "timestamp": None,
                         "reduceOnly": False}]
-    exchange.positions = [
-        {"symbol": WLD, "contracts": 1210.0, "contractSize": 1, "side": "long"},
-        {"symbol": ARB, "contracts": 3842.7, "contractSize": 1, "side": "short"},
-    ]
-    strategy._watch_exchange()
+    _positions(exchange, WLD=1210.0, ARB=-3842.7)
+    strategy._live.check()
     adopted = [t for t in Trade.get_open_trades() if t.pair == ARB]
     assert len(adopted) == 1
     trade = adopted[0]
@@ -200,20 +259,92 @@ def test_a_filled_ghost_second_leg_is_adopted_as_its_trade(strategy: Any) -> Non
     assert trade.get_custom_data("couple_id") == ticket.couple_id
     assert trade.get_custom_data("partner") == WLD
     assert exchange.created == []  # nothing sent: no duplicate, nothing closed
-    assert not strategy._live.pending and not strategy._live.untracked
     assert any("adopted as trade" in m for m in strategy.dp.sent)
     assert any(m.startswith("statarb couple opened") for m in strategy.dp.sent)
+    strategy._live.check()  # the couple is whole now: nothing more to do
+    assert exchange.created == [] and not strategy._live.state.to_close
 
 
-def test_no_ghost_leaves_the_first_leg_to_the_lone_leg_rule(strategy: Any) -> None:
+def test_after_a_restart_an_unrecorded_second_fill_is_adopted_from_the_ledger(
+    strategy: Any,
+) -> None:
+    """Killed after the second order reached the exchange, before the bot processed it:
+    no ticket survives; the ledger and the first leg's record rebuild the second leg."""
     ticket = _ticket(["y", "x"])
-    strategy._live.pending[ticket.couple_id] = (ticket, "x")
+    _ledger()
+    _open_trade(WLD, "WLD~ARB:y", 1210.0, short=False, ticket=ticket, role="y")
+    exchange = strategy.dp._exchange
+    exchange.orders = [{"id": "91", "symbol": ARB, "side": "sell", "status": "closed",
+                        "filled": 3842.7, "amount": 3842.7, "average": 0.27, "price": None,
+                        "remaining": 0.0, "type": "market", "timestamp": None,
+                        "reduceOnly": False}]
+    _positions(exchange, WLD=1210.0, ARB=-3842.7)
+    strategy.bot_start()
+    (trade,) = [t for t in Trade.get_open_trades() if t.pair == ARB]
+    assert trade.get_custom_data("role") == "x"
+    assert trade.get_custom_data("partner") == WLD
+    assert trade.get_custom_data("beta") == pytest.approx(1.195)
+    assert trade.get_custom_data("target_amount") == pytest.approx(3842.7)
+    assert exchange.created == []  # the healthy first leg is not closed
+
+
+def test_a_lone_first_leg_is_closed_when_its_partner_has_no_order(strategy: Any) -> None:
+    _ledger()
+    first = _open_trade(WLD, "WLD~ARB:y", 1210.0, short=False)
+    _positions(strategy.dp._exchange, WLD=1210.0)
+    strategy._live.check()
+    assert _exit(strategy, first) == "partner_exit"
+    assert strategy.dp._exchange.created == []  # closed by Freqtrade's own exit
+    assert any("ARB/USDT:USDT has no position; closing it at market" in m
+               for m in strategy.dp.sent)
+
+
+def test_a_partly_filled_second_leg_is_topped_up_once(strategy: Any) -> None:
+    _ledger()
     _open_trade(WLD, "WLD~ARB:y", 1210.0, short=False)
-    strategy.dp._exchange.positions = [
-        {"symbol": WLD, "contracts": 1210.0, "contractSize": 1, "side": "long"}]
-    strategy._watch_exchange()
-    assert not strategy._live.pending and strategy.dp._exchange.created == []
-    assert any("the exchange has none" in m for m in strategy.dp.sent)
+    x = _open_trade(ARB, "WLD~ARB:x", 2305.6, short=True)  # 60%, the rest expired
+    _positions(strategy.dp._exchange, WLD=1210.0, ARB=-2305.6)
+    strategy._live.check()
+    stake, tag = _adjust(strategy, x, rate=0.27)
+    assert tag == "statarb_top_up"
+    assert stake / 0.27 == pytest.approx(3842.7 - 2305.6, rel=1e-5)
+    assert _adjust(strategy, x) is None  # one order, not one per call
+    assert any("topping it up by 1537.1" in m for m in strategy.dp.sent)
+
+
+def test_a_top_up_that_keeps_failing_becomes_a_trim_of_the_partner(
+    strategy: Any, clock: list[float],
+) -> None:
+    _ledger()
+    y = _open_trade(WLD, "WLD~ARB:y", 1210.0, short=False)
+    x = _open_trade(ARB, "WLD~ARB:x", 2305.6, short=True)
+    _positions(strategy.dp._exchange, WLD=1210.0, ARB=-2305.6)
+    for t in (0, 1, 3, 6, 10):  # every top-up is refused (never fills)
+        clock[0] = float(t)
+        strategy._live.check()
+        _adjust(strategy, x)
+    stake, tag = _adjust(strategy, y) or (None, None)
+    assert tag == "statarb_trim"
+    # Freqtrade exits |stake| * amount / stake_amount: 1210 -> 725.9, the 60.0% ARB holds
+    # (2305.6 / 3842.7) rounded down to WLD's step.
+    assert abs(stake) * y.amount / y.stake_amount == pytest.approx(484.1, rel=1e-6)
+    (ledger,) = ledger_store.load_all().values()
+    assert (ledger.y.amount, ledger.x.amount) == (725.9, -2305.6)
+
+
+def test_a_leg_reduced_on_the_exchange_trims_its_partner(strategy: Any) -> None:
+    """A partial liquidation of ARB (Freqtrade's trade has not seen it yet)."""
+    _ledger()
+    y = _open_trade(WLD, "WLD~ARB:y", 1210.0, short=False)
+    _open_trade(ARB, "WLD~ARB:x", 3842.7, short=True)
+    _positions(strategy.dp._exchange, WLD=1210.0, ARB=-2690.0)  # 70% left
+    strategy._live.check()
+    stake, tag = _adjust(strategy, y)
+    assert tag == "statarb_trim"
+    assert abs(stake) * y.amount / y.stake_amount == pytest.approx(1210.0 - 847.0, rel=1e-6)
+    (ledger,) = ledger_store.load_all().values()
+    assert (ledger.y.amount, ledger.x.amount) == (847.0, -2690.0)
+    assert any("trimming it by 363" in m for m in strategy.dp.sent)
 
 
 def test_untracked_position_is_closed_reduce_only_after_two_sightings(strategy: Any) -> None:
@@ -222,9 +353,9 @@ def test_untracked_position_is_closed_reduce_only_after_two_sightings(strategy: 
         {"symbol": WLD, "contracts": 1210.0, "contractSize": 1, "side": "long"},
         {"symbol": "BTC/USDT:USDT", "contracts": 0.5, "contractSize": 1, "side": "long"},
     ]
-    strategy._watch_exchange()
-    assert exchange.created == [] and strategy._live.untracked == {WLD}
-    strategy._watch_exchange()
+    strategy._live.check()
+    assert exchange.created == [] and strategy._live.state.untracked == {WLD}
+    strategy._live.check()
     assert len(exchange.created) == 1  # BTC is not a pair this bot trades: left alone
     order = exchange.created[0]
     assert (order["pair"], order["side"], order["amount"], order["reduceOnly"]) == (
@@ -237,27 +368,34 @@ def test_untracked_position_is_closed_reduce_only_after_two_sightings(strategy: 
 def test_failing_closes_back_off_then_stop_entries_and_call_a_person(
     strategy: Any, clock: list[float]
 ) -> None:
-    clock[0] = 1000.0
+    _ledger()
     trade = _open_trade(WLD, "WLD~ARB:y", 1210.0, short=False)
-    calls = []
+    _positions(strategy.dp._exchange, WLD=1210.0)
+    exits = []
     for t in (0, 2, 3, 4, 6, 8, 13.9, 14):  # the leg never closes: every exit fails
         clock[0] = 1000.0 + t
-        calls.append(strategy._close_lone(trade, "WLD~ARB@t", ARB))
-    exit_ = "partner_exit"
-    # t=0 first try. t=2 it failed: retry 2 s after it (now). t=3 failed again: the limit
-    # (2) is reached, alert, next try 4 s after it (t=6). t=8 failed: 8 s after it (t=14).
-    assert calls == [exit_, exit_, None, None, exit_, None, None, exit_]
+        strategy._live.check()
+        exits.append(_exit(strategy, trade))
+    # t=0 first try. t=2: it failed (1); retry 1 s after it: now. t=3: failed (2), the
+    # limit: alert; retry 2 s after it: t=4. t=6: failed (3); 4 s after it: t=8.
+    # t=13.9: failed (4); 8 s after it: t=16.
+    assert exits == ["partner_exit", "partner_exit", None, "partner_exit", None,
+                     "partner_exit", None, None]
     alerts = [m for m in strategy.dp.sent if "MANUAL INTERVENTION REQUIRED" in m]
     assert alerts == ["statarb MANUAL INTERVENTION REQUIRED: cannot close long 1210 "
                       "WLD/USDT:USDT after 2 attempts (its exit did not fill); new entries "
                       "are stopped, closing retries go on; close it on the exchange if it "
                       "persists"]
-    assert strategy._live.halted
+    assert strategy._live.state.halted
+    assert not _confirm(strategy, WLD, "y", 1210.0)  # no new couple meanwhile
     # The leg finally closes: entries resume, once.
     trade.is_open = False
-    strategy._leg_closed(trade, None)
-    assert strategy._live.halted is None
+    Trade.commit()
+    _positions(strategy.dp._exchange)
+    strategy._live.check()
+    assert strategy._live.state.halted is None
     assert strategy.dp.sent[-1] == "statarb entries resumed: WLD/USDT:USDT is closed"
+    assert ledger_store.load_all() == {}  # flat: the couple's entry is gone
 
 
 def test_resting_order_types_are_refused_by_name() -> None:
@@ -268,22 +406,21 @@ def test_resting_order_types_are_refused_by_name() -> None:
 
 
 def test_an_open_ghost_order_holds_the_first_leg_for_three_loops(strategy: Any) -> None:
-    ticket = _ticket(["y", "x"])
-    strategy._live.pending[ticket.couple_id] = (ticket, "x")
+    _ledger()
     first = _open_trade(WLD, "WLD~ARB:y", 1210.0, short=False)
     exchange = strategy.dp._exchange
     exchange.orders = [{"id": "78", "symbol": ARB, "side": "sell", "status": "open",
                         "filled": 0.0, "amount": 3842.7, "reduceOnly": False}]
-    exchange.positions = [{"symbol": WLD, "contracts": 1210.0, "contractSize": 1,
-                           "side": "long"}]
+    _positions(exchange, WLD=1210.0)
     for _ in range(3):  # the partner may still fill: the first leg is not alone yet
-        strategy._watch_exchange()
-        assert strategy._close_lone(first, ticket.couple_id, ARB) is None
-    strategy._watch_exchange()  # still open after three loops: give up on it
-    assert not strategy._live.pending and not strategy._live.ghost_waits
+        strategy._live.check()
+        assert _exit(strategy, first) is None
+    strategy._live.check()  # still open after three loops: give up on it
     assert exchange.cancelled == [(ARB, "78")]  # cancelled, never duplicated
-    assert any("stayed open on the exchange for three loops" in m for m in strategy.dp.sent)
-    assert strategy._close_lone(first, ticket.couple_id, ARB) == "partner_exit"
+    assert any("stayed open on the exchange for 3 loops" in m for m in strategy.dp.sent)
+    exchange.orders[0]["status"] = "canceled"
+    strategy._live.check()
+    assert _exit(strategy, first) == "partner_exit"
     assert exchange.created == []
 
 
@@ -297,16 +434,17 @@ def test_an_untracked_position_that_will_not_close_calls_a_person_then_resumes(
                            "side": "short"}]
     for t in (0, 2, 4, 5, 8, 9):  # seen at 0; tries at 2 (fails), 4 (fails: the limit)
         clock[0] = 500.0 + t
-        strategy._watch_exchange()
+        strategy._live.check()
     alerts = [m for m in strategy.dp.sent if "MANUAL INTERVENTION REQUIRED" in m]
     assert len(alerts) == 1 and "cannot close short 5 WLD/USDT:USDT after 2 attempts" in alerts[0]
     assert "-1001 Internal error" in alerts[0]
-    assert strategy._live.halted and strategy._live.untracked == {WLD}
+    assert strategy._live.state.halted and strategy._live.state.untracked == {WLD}
     exchange.fail_create = None
     clock[0] = 520.0  # past the backoff: this attempt goes through
-    strategy._watch_exchange()
+    strategy._live.check()
     assert [o["side"] for o in exchange.created] == ["buy"]
     exchange.positions = []  # the exchange is flat now
-    strategy._watch_exchange()
-    assert strategy._live.halted is None and strategy._live.untracked == set()
+    clock[0] = 522.0
+    strategy._live.check()
+    assert strategy._live.state.halted is None and strategy._live.state.untracked == set()
     assert strategy.dp.sent[-1] == "statarb entries resumed: WLD/USDT:USDT is closed"
