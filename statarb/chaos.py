@@ -288,6 +288,23 @@ class LiveRun:
                 return  # judged as left: a dead bot is no excuse for a naked leg
             time.sleep(0.25)
 
+    def ledger(self) -> dict[str, dict[str, Any]]:
+        """The bot's couple ledger as its trade database holds it: couple id -> entry
+        (``y``/``x``: [pair, signed target, step]); read with sqlite, not the bot."""
+        if not self.db.exists():
+            return {}
+        with contextlib.closing(sqlite3.connect(self.db)) as db:
+            try:
+                rows = db.execute("SELECT string_value FROM KeyValueStore "
+                                  "WHERE key LIKE 'statarb:%'").fetchall()
+            except sqlite3.Error:
+                return {}
+        out = {}
+        for (text,) in rows:
+            doc = json.loads(text)
+            out[doc["c"]] = doc
+        return out
+
     def couples(self) -> list[tuple[str, str, float]]:
         """(y symbol, x symbol, beta) of the couples the pairlist published."""
         path = self.user_data / "statarb_selection.json"
@@ -300,6 +317,11 @@ class LiveRun:
 
 
 # ------------------------------------------------------------------------------ judging
+def _pair(symbol: str) -> str:
+    """``WLDUSDT`` -> ``WLD/USDT:USDT`` (the simulator's symbols are USDT-M perpetuals)."""
+    return f"{symbol.removesuffix('USDT')}/USDT:USDT"
+
+
 def counted_ms(intervals: Sequence[tuple[int, int]],
                blackouts: Sequence[tuple[int, int]]) -> int:
     """Length of ``intervals`` outside every ``blackouts`` window (both in ms)."""
@@ -342,6 +364,7 @@ def judge(name: str, run: LiveRun, notes: Sequence[str] = ()) -> ScenarioResult:
     orders = [e for e in entries if e["event"] == "order" and e["reason"] == "new"]
     dups = duplicate_orders(orders)
     positions = run.positions()
+    ledger = run.ledger()
     states, problems = [], list(notes)
     for y, x, beta in couples:
         name_c = f"{y.removesuffix('USDT')}~{x.removesuffix('USDT')}"
@@ -359,11 +382,29 @@ def judge(name: str, run: LiveRun, notes: Sequence[str] = ()) -> ScenarioResult:
         ratio = float(abs(px[0]) * px[1]) / float(abs(py[0]) * py[1])
         err = ratio / abs(beta) - 1
         same_side = (py[0] > 0) == (px[0] > 0)
-        states.append(f"{name_c} open ratio {err:+.1%} of beta")
+        pairs = (_pair(y), _pair(x))
+        entry = next((e for e in ledger.values() if (e["y"][0], e["x"][0]) == pairs), None)
+        if entry is None:
+            problems.append(f"{name_c} is open with no ledger entry (no targets)")
+            states.append(f"{name_c} open ratio {err:+.1%} of beta, no targets")
+        else:
+            off = {leg: float(abs(pos[0])) / abs(float(entry[leg][1])) - 1
+                   for leg, pos in (("y", py), ("x", px))}
+            states.append(f"{name_c} open ratio {err:+.1%} of beta, at "
+                          f"{float(abs(py[0])) / abs(float(entry['y'][1])):.0%}/"
+                          f"{float(abs(px[0])) / abs(float(entry['x'][1])):.0%} of targets "
+                          f"{abs(float(entry['y'][1])):g}/{abs(float(entry['x'][1])):g}")
+            for leg, e in off.items():
+                if abs(e) > RATIO_TOLERANCE:
+                    problems.append(f"{name_c} {leg} leg {e:+.1%} off its target")
         if abs(err) > RATIO_TOLERANCE:
             problems.append(f"{name_c} hedge ratio off by {err:+.1%}")
         if same_side == (beta > 0):
             problems.append(f"{name_c} legs on the wrong sides")
+    held = {_pair(s) for s in positions}
+    stale = [c for c, e in ledger.items() if not {e["y"][0], e["x"][0]} & held]
+    if stale:
+        problems.append(f"ledger entries left for flat couples: {stale}")
     others = sorted(set(positions) - {s for c in couples for s in c[:2]})
     if others:
         states.append("stray " + ", ".join(s.removesuffix("USDT") for s in others))
@@ -506,40 +547,267 @@ def drop_mid_entry(workdir: Path | None = None) -> ScenarioResult:
     return _scenario("drop_mid_entry", workdir, _first_order_then_settle, arm=arm)
 
 
+def _kill_when(run: LiveRun, match: Callable[[Entry], bool]) -> None:
+    """kill -9 the bot the first time the simulator journals an entry ``match`` accepts,
+    on the simulator's thread before its answer leaves: the bot never hears back."""
+    fired = threading.Event()
+
+    def hook(entry: Entry) -> None:
+        if not fired.is_set() and run.proc is not None and match(entry):
+            fired.set()
+            os.kill(run.proc.pid, signal.SIGKILL)
+            run.killed_ms = int(time.time() * 1000)
+
+    run.on_entry(hook)
+
+
+def _kill_now(run: LiveRun) -> None:
+    assert run.proc is not None
+    os.kill(run.proc.pid, signal.SIGKILL)
+    run.killed_ms = int(time.time() * 1000)
+
+
+def _is(event: str, symbol: str, side: str | None = None) -> Callable[[Entry], bool]:
+    return lambda e: (e["event"] == event and e["symbol"] == symbol
+                      and (side is None or e.get("side") == side))
+
+
+def _await_crash_and_restart(run: LiveRun, notes: list[str]) -> list[str]:
+    """Wait for the bot to die at the armed instant, check the database, restart."""
+    assert run.proc is not None
+    deadline = time.monotonic() + FIRST_ORDER_TIMEOUT_S
+    while run.proc.poll() is None:  # the bot dies on purpose here: no liveness check
+        if time.monotonic() > deadline:
+            raise ChaosError(f"the crash instant never came: {run.tail()}")
+        time.sleep(0.05)
+    if not run.killed_ms:
+        raise ChaosError(f"freqtrade exited ({run.proc.returncode}) by itself: {run.tail()}")
+    with contextlib.closing(sqlite3.connect(run.db)) as db:
+        check = db.execute("PRAGMA integrity_check").fetchone()
+    if check != ("ok",):
+        notes.append(f"database integrity_check {check}")
+    run.restart()
+    return notes
+
+
+def _exit_side(run: LiveRun, symbol: str) -> str:
+    """The side that closes ``symbol``'s position (from its entry order in the journal)."""
+    first = next(e for e in run.new_orders() if e["symbol"] == symbol)
+    return "SELL" if first["side"] == "BUY" else "BUY"
+
+
+def _force_exit_async(run: LiveRun, symbol: str) -> None:
+    """``/forceexit`` of one leg over REST, in a thread: the bot may die answering it."""
+    client = run.client()
+    trade = next(t for t in client.status() if t["pair"] == _pair(symbol))
+
+    def call() -> None:
+        with contextlib.suppress(Exception):
+            client.forceexit(trade["trade_id"])
+
+    threading.Thread(target=call, daemon=True).start()
+
+
+# The crash sweep: kill -9 at every instant of a couple's entry and exit whose aftermath
+# differs, restart on the same database, and judge the account (flat, or hedged at the
+# ledger's targets), the database (integrity_check) and the orders (no duplicate).
+def _entry_crash(name: str, arm: Callable[[LiveRun], None],
+                 workdir: Path | None) -> ScenarioResult:
+    notes: list[str] = []
+    return _scenario(name, workdir, lambda run: _await_crash_and_restart(run, notes), arm=arm)
+
+
+def crash_before_first_order(workdir: Path | None = None) -> ScenarioResult:
+    """Killed with the ledger written and the y order on its way, before the exchange has
+    it (the request never lands): nothing is held; the entry is forgotten."""
+    def arm(run: LiveRun) -> None:
+        run.sim.faults.add("timeout_before", symbol=Y_SYMBOL)
+        _kill_when(run, _is("fault", Y_SYMBOL))
+    return _entry_crash("crash_before_first_order", arm, workdir)
+
+
 def kill9_between_legs(workdir: Path | None = None) -> ScenarioResult:
-    """kill -9 the instant the y order reaches the exchange, then restart on the same
-    database: it must open, and the restart must hedge or close what the exchange holds."""
+    """Killed the instant the y order reaches the exchange (it fills; the bot never hears):
+    the restart finds y held with no trade and no x, and closes it reduce-only."""
+    return _entry_crash("kill9_between_legs",
+                        lambda run: _kill_when(run, _is("order", Y_SYMBOL)), workdir)
+
+
+def crash_after_first_fill(workdir: Path | None = None) -> ScenarioResult:
+    """Killed after the y fill was recorded, as the x order leaves (it never lands): the
+    restart finds y alone and closes it."""
+    def arm(run: LiveRun) -> None:
+        run.sim.faults.add("timeout_before", symbol=X_SYMBOL)
+        _kill_when(run, _is("fault", X_SYMBOL))
+    return _entry_crash("crash_after_first_fill", arm, workdir)
+
+
+def crash_second_order_open(workdir: Path | None = None) -> ScenarioResult:
+    """Killed once the x order rests on the exchange unfilled: the restart cancels the
+    ghost order and closes y."""
+    def arm(run: LiveRun) -> None:
+        run.sim.faults.add("partial", symbol=X_SYMBOL, ratio=0.0, rest="open")
+        _kill_when(run, _is("order", X_SYMBOL))
+    return _entry_crash("crash_second_order_open", arm, workdir)
+
+
+def crash_second_fill_on_exchange(workdir: Path | None = None) -> ScenarioResult:
+    """Killed once the x fill is on the exchange, before the bot processed it: the restart
+    adopts x from the ledger and the recorded y leg; the couple stays hedged."""
+    return _entry_crash("crash_second_fill_on_exchange",
+                        lambda run: _kill_when(run, _is("fill", X_SYMBOL)), workdir)
+
+
+def crash_both_recorded(workdir: Path | None = None) -> ScenarioResult:
+    """Killed with both legs recorded: the restart keeps the couple as it is."""
     notes: list[str] = []
 
-    def arm(run: LiveRun) -> None:
-        fired = threading.Event()
+    def act(run: LiveRun) -> list[str]:
+        run.wait_both_open()
+        run.wait("the ledger's open stage", lambda: any(
+            e["s"] == "open" for e in run.ledger().values()), 30)
+        _kill_now(run)
+        return _await_crash_and_restart(run, notes)
 
-        def hook(entry: Entry) -> None:
-            if (entry["event"] == "order" and entry["symbol"] == Y_SYMBOL
-                    and not fired.is_set() and run.proc is not None):
-                fired.set()
-                os.kill(run.proc.pid, signal.SIGKILL)
-                run.killed_ms = int(time.time() * 1000)
+    return _scenario("crash_both_recorded", workdir, act)
 
-        run.on_entry(hook)
+
+def _exit_crash(name: str, arm: Callable[[LiveRun], None] | None,
+                kill_after: Callable[[LiveRun], None] | None,
+                workdir: Path | None) -> ScenarioResult:
+    """Both legs open, ``arm`` the crash, ``/forceexit`` the y leg (the couple leaves: y
+    first, then the supervisor closes x), crash, restart."""
+    notes: list[str] = []
 
     def act(run: LiveRun) -> list[str]:
-        assert run.proc is not None
-        deadline = time.monotonic() + FIRST_ORDER_TIMEOUT_S
-        while not run.new_orders():  # the bot dies on purpose here: no liveness check
-            if time.monotonic() > deadline or (run.proc.poll() is not None
-                                               and not run.new_orders()):
-                raise ChaosError(f"no first order before the bot stopped: {run.tail()}")
-            time.sleep(0.05)
-        run.proc.wait(timeout=10)
-        with contextlib.closing(sqlite3.connect(run.db)) as db:
-            check = db.execute("PRAGMA integrity_check").fetchone()
-        if check != ("ok",):
-            notes.append(f"database integrity_check {check}")
-        run.restart()
-        return notes
+        run.wait_both_open()
+        if arm is not None:
+            arm(run)
+        _force_exit_async(run, Y_SYMBOL)
+        if kill_after is not None:
+            kill_after(run)
+        return _await_crash_and_restart(run, notes)
 
-    return _scenario("kill9_between_legs", workdir, act, arm=arm)
+    return _scenario(name, workdir, act)
+
+
+def crash_before_first_exit(workdir: Path | None = None) -> ScenarioResult:
+    """Killed as the y exit order leaves (it never lands): the restart finds the couple
+    whole and in ratio, and keeps it (the lost force exit can be given again)."""
+    def arm(run: LiveRun) -> None:
+        run.sim.faults.add("timeout_before", symbol=Y_SYMBOL)
+        _kill_when(run, _is("fault", Y_SYMBOL))
+    return _exit_crash("crash_before_first_exit", arm, None, workdir)
+
+
+def crash_first_exit_on_exchange(workdir: Path | None = None) -> ScenarioResult:
+    """Killed once the y exit filled on the exchange, unprocessed: the restart finds x
+    alone (y's trade still open in the database, its position gone) and closes both."""
+    def arm(run: LiveRun) -> None:
+        _kill_when(run, _is("order", Y_SYMBOL, _exit_side(run, Y_SYMBOL)))
+    return _exit_crash("crash_first_exit_on_exchange", arm, None, workdir)
+
+
+def crash_after_first_exit_fill(workdir: Path | None = None) -> ScenarioResult:
+    """Killed after the y exit was recorded, as the x exit leaves (it never lands): the
+    restart finds x alone and closes it."""
+    def arm(run: LiveRun) -> None:
+        run.sim.faults.add("timeout_before", symbol=X_SYMBOL)
+        _kill_when(run, _is("fault", X_SYMBOL))
+    return _exit_crash("crash_after_first_exit_fill", arm, None, workdir)
+
+
+def crash_second_exit_on_exchange(workdir: Path | None = None) -> ScenarioResult:
+    """Killed once the x exit filled on the exchange, unprocessed: the account is flat;
+    the restart settles the trade Freqtrade still holds open."""
+    def arm(run: LiveRun) -> None:
+        _kill_when(run, _is("order", X_SYMBOL, _exit_side(run, X_SYMBOL)))
+    return _exit_crash("crash_second_exit_on_exchange", arm, None, workdir)
+
+
+def crash_exit_both_recorded(workdir: Path | None = None) -> ScenarioResult:
+    """Killed after both exits were recorded: the restart finds nothing to do."""
+    def kill_after(run: LiveRun) -> None:
+        run.wait("both exits recorded", lambda: run.api_up() and run.client().status() == [],
+                 60)
+        _kill_now(run)
+    return _exit_crash("crash_exit_both_recorded", None, kill_after, workdir)
+
+
+# ------------------------------------------------------------------ ratio faults
+def _partial_second_leg(ratio: float, workdir: Path | None) -> ScenarioResult:
+    """The x leg fills ``ratio`` of its target, the rest expires: the bot tops it up to
+    the target with one market order for the difference."""
+    name = f"partial_fill_second_leg_{round(ratio * 100)}"
+    return _scenario(name, workdir, _first_order_then_settle,
+                     arm=lambda r: r.sim.faults.add("partial", symbol=X_SYMBOL, ratio=ratio,
+                                                    rest="cancel"))
+
+
+def partial_fill_second_leg_30(workdir: Path | None = None) -> ScenarioResult:
+    return _partial_second_leg(0.3, workdir)
+
+
+def partial_fill_second_leg_60(workdir: Path | None = None) -> ScenarioResult:
+    return _partial_second_leg(0.6, workdir)
+
+
+def partial_fill_second_leg_90(workdir: Path | None = None) -> ScenarioResult:
+    return _partial_second_leg(0.9, workdir)
+
+
+def _reduce(symbol: str, ratio: float, workdir: Path | None) -> ScenarioResult:
+    """Once both legs are open the exchange takes ``ratio`` of one leg (a partial
+    liquidation; a trim on the exchange's website looks the same): the bot trims the other
+    leg to the ratio, or closes both when less than half the couple is left."""
+    name = f"reduce_{symbol.removesuffix('USDT').lower()}_{round(ratio * 100)}"
+
+    def act(run: LiveRun) -> list[str]:
+        run.wait_both_open()
+        run.sim.faults.add("liquidate", symbol=symbol, ratio=ratio)
+        return []
+
+    return _scenario(name, workdir, act)
+
+
+def reduce_arb_30(workdir: Path | None = None) -> ScenarioResult:
+    return _reduce(X_SYMBOL, 0.3, workdir)
+
+
+def reduce_wld_20(workdir: Path | None = None) -> ScenarioResult:
+    return _reduce(Y_SYMBOL, 0.2, workdir)
+
+
+def reduce_arb_70(workdir: Path | None = None) -> ScenarioResult:
+    return _reduce(X_SYMBOL, 0.7, workdir)
+
+
+PARTNER_REFUSALS = 2
+"""Closes of the partner the exchange refuses in :func:`partner_close_refused`."""
+
+
+def partner_close_refused(workdir: Path | None = None) -> ScenarioResult:
+    """``/forceexit`` of y; the exchange refuses the partner's close twice (-1001): the
+    bot retries with backoff until x is closed. Its bound adds the refusals' span and the
+    backoff after the last one."""
+    from statarb.legs import backoff
+
+    def act(run: LiveRun) -> list[str]:
+        run.wait_both_open()
+        run.sim.faults.add("reject", symbol=X_SYMBOL, code=-1001, count=PARTNER_REFUSALS)
+        _force_exit_async(run, Y_SYMBOL)
+        return []
+
+    def after(run: LiveRun) -> list[str]:
+        refused = [e["wall_ms"] for e in run.sim.journal.entries()
+                   if e["event"] == "fault" and e["symbol"] == X_SYMBOL]
+        run.allowance_s = ((refused[-1] - refused[0]) / 1000 if refused else 0.0) \
+            + backoff(PARTNER_REFUSALS - 1)
+        if len(refused) != PARTNER_REFUSALS:
+            return [f"{len(refused)} partner closes refused, expected {PARTNER_REFUSALS}"]
+        return []
+
+    return _scenario("partner_close_refused", workdir, act, after=after)
 
 
 CLOSE_REFUSALS = 3
@@ -642,8 +910,15 @@ SCENARIOS: dict[str, Callable[..., ScenarioResult]] = {
     for f in (
         partial_fill_first_leg_60, partial_fill_first_leg_10, reject_second_leg_margin,
         rate_limit_second_leg, ghost_order_second_leg, timeout_no_order_second_leg,
-        drop_mid_entry, kill9_between_legs, close_keeps_failing, liquidation_one_leg,
-        delist_one_leg, forceexit_one_leg,
+        drop_mid_entry, close_keeps_failing, liquidation_one_leg, delist_one_leg,
+        forceexit_one_leg,
+        partial_fill_second_leg_30, partial_fill_second_leg_60, partial_fill_second_leg_90,
+        reduce_arb_30, reduce_wld_20, reduce_arb_70, partner_close_refused,
+        # the crash sweep, entry then exit, in the order of the instants
+        crash_before_first_order, kill9_between_legs, crash_after_first_fill,
+        crash_second_order_open, crash_second_fill_on_exchange, crash_both_recorded,
+        crash_before_first_exit, crash_first_exit_on_exchange, crash_after_first_exit_fill,
+        crash_second_exit_on_exchange, crash_exit_both_recorded,
     )
 }
 

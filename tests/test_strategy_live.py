@@ -344,7 +344,8 @@ def test_a_leg_reduced_on_the_exchange_trims_its_partner(strategy: Any) -> None:
     assert abs(stake) * y.amount / y.stake_amount == pytest.approx(1210.0 - 847.0, rel=1e-6)
     (ledger,) = ledger_store.load_all().values()
     assert (ledger.y.amount, ledger.x.amount) == (847.0, -2690.0)
-    assert any("trimming it by 363" in m for m in strategy.dp.sent)
+    assert any("WLD/USDT:USDT must follow: ARB/USDT:USDT holds 70% of its target after a "
+               "reduction; trimming it by 363" in m for m in strategy.dp.sent)
 
 
 def test_untracked_position_is_closed_reduce_only_after_two_sightings(strategy: Any) -> None:
@@ -405,21 +406,28 @@ def test_resting_order_types_are_refused_by_name() -> None:
         _strategy_class()(config)
 
 
-def test_an_open_ghost_order_holds_the_first_leg_for_three_loops(strategy: Any) -> None:
+def test_an_open_ghost_order_is_cancelled_and_the_couple_repaired_at_once(
+    strategy: Any,
+) -> None:
+    """The second order rests on the exchange and no trade records it (its answer was
+    lost, or the bot died after sending it): nobody would manage it, so it is cancelled
+    and the lone first leg closed in the same check; never a second order."""
     _ledger()
     first = _open_trade(WLD, "WLD~ARB:y", 1210.0, short=False)
     exchange = strategy.dp._exchange
     exchange.orders = [{"id": "78", "symbol": ARB, "side": "sell", "status": "open",
                         "filled": 0.0, "amount": 3842.7, "reduceOnly": False}]
     _positions(exchange, WLD=1210.0)
-    for _ in range(3):  # the partner may still fill: the first leg is not alone yet
-        strategy._live.check()
-        assert _exit(strategy, first) is None
-    strategy._live.check()  # still open after three loops: give up on it
-    assert exchange.cancelled == [(ARB, "78")]  # cancelled, never duplicated
-    assert any("stayed open on the exchange for 3 loops" in m for m in strategy.dp.sent)
-    exchange.orders[0]["status"] = "canceled"
+
+    def cancel(order_id: str, pair: str) -> None:
+        exchange.cancelled.append((pair, order_id))
+        exchange.orders[0]["status"] = "canceled"
+
+    exchange.cancel_order = cancel
     strategy._live.check()
+    assert exchange.cancelled == [(ARB, "78")]  # cancelled, never duplicated
+    assert any("is open on the exchange and no trade records it" in m
+               for m in strategy.dp.sent)
     assert _exit(strategy, first) == "partner_exit"
     assert exchange.created == []
 

@@ -16,8 +16,9 @@ Every action is bounded: an action still needed a loop after it was taken has fa
 it is retried after a doubling backoff (1, 2, 4 ... 60 s), and after
 ``statarb.live.max_close_attempts`` failures new entries stop and one
 ``MANUAL INTERVENTION REQUIRED`` message is sent (the retries go on). An order that is
-still open is waited for, never doubled; a ghost order (on the exchange, unknown to
-Freqtrade) still open after three loops is cancelled.
+still open is waited for, never doubled; a ghost order (open on the exchange, unknown to
+Freqtrade, which would never manage it) is cancelled at once and the couple repaired with
+what it filled.
 
 Freqtrade-internal (the exchange, the trade database): hence this package. Only a
 running bot has a supervisor (:class:`statarb.ft.runmode.Mode` ``trading``).
@@ -53,12 +54,10 @@ from statarb.legs import (
     reconcile_couple,
 )
 
-__all__ = ["FREQTRADE_VERSION", "GHOST_WAIT_LOOPS", "LegSupervisor"]
+__all__ = ["FREQTRADE_VERSION", "LegSupervisor"]
 
 logger = logging.getLogger(__name__)
 
-GHOST_WAIT_LOOPS = 3
-"""Loops an order Freqtrade does not know (a ghost) may stay open before it is cancelled."""
 TOP_UP_TAG = "statarb_top_up"
 TRIM_TAG = "statarb_trim"
 
@@ -77,7 +76,6 @@ class LiveLegState:
     and the exchange are the truth, this only paces the repairs)."""
 
     attempts: dict[str, _Attempt] = field(default_factory=dict)
-    waits: dict[str, int] = field(default_factory=dict)  # "couple:role" -> loops waited
     to_close: dict[int, tuple[str, str]] = field(default_factory=dict)  # trade id -> tag, why
     adjust: dict[int, tuple[float, str]] = field(default_factory=dict)  # id -> amount, tag
     surplus_seen: dict[str, float] = field(default_factory=dict)
@@ -88,6 +86,10 @@ class LiveLegState:
     halted_pair: str = ""
     # The bot loop and a REST/Telegram force entry may confirm legs at the same time.
     entry_lock: Any = field(default_factory=threading.Lock)
+
+
+def _held(amount: float) -> bool:
+    return abs(amount) > 1e-12
 
 
 def _signed(trade: Any) -> float:
@@ -101,6 +103,7 @@ class LegSupervisor:
         self.s = strategy
         self.state = LiveLegState()
         self.ledgers: dict[str, CoupleLedger] = {}
+        self._starting = False
 
     # ------------------------------------------------------------------ the ledger
     def _step(self, pair: str) -> float:
@@ -169,7 +172,11 @@ class LegSupervisor:
     def start(self) -> None:
         """At start-up (``bot_start``): from here the bot can act. Reconcile at once."""
         logger.info(messages.SUPERVISION_STARTED)
-        self.check(at_start=True)
+        self._starting = True
+        try:
+            self.check(at_start=True)
+        finally:
+            self._starting = False
 
     def check(self, at_start: bool = False) -> None:
         """Reconcile every couple and the untracked positions. An exchange error leaves
@@ -245,6 +252,14 @@ class LegSupervisor:
 
     def _reconcile(self, ledger: CoupleLedger, positions: dict[str, float],
                    trades: list[Any]) -> None:
+        for _ in range(2):  # again at once after a ghost order was cancelled
+            if not self._reconcile_once(ledger, positions, trades):
+                return
+            ledger = self.ledgers.get(ledger.couple_id, ledger)
+            positions = self._positions(list(Trade.get_open_trades()))
+
+    def _reconcile_once(self, ledger: CoupleLedger, positions: dict[str, float],
+                        trades: list[Any]) -> bool:
         seen = {r: self._view(ledger, r, positions, trades) for r in ("y", "x")}
         views = {r: v[0] for r, v in seen.items()}
         top_up_failures = max(self.state.attempts.get(self._key(ledger, r, "top_up"),
@@ -259,8 +274,11 @@ class LegSupervisor:
                         if k.startswith(ledger.couple_id + ":")]:
                 if key not in asked and not key.endswith(":top_up"):
                     del self.state.attempts[key]
+        again = False
         for repair in repairs:
-            self._act(ledger, repair, seen[repair.role] if repair.role else None, seen)
+            again |= self._act(ledger, repair, seen[repair.role] if repair.role else None,
+                               seen)
+        return again
 
     @staticmethod
     def _key(ledger: CoupleLedger, role: str, action: str) -> str:
@@ -269,39 +287,46 @@ class LegSupervisor:
     # ------------------------------------------------------------------ actions
     def _act(self, ledger: CoupleLedger, repair: CoupleRepair,
              leg: tuple[LegView, Any | None, list[dict[str, Any]]] | None,
-             seen: dict[str, Any]) -> None:
+             seen: dict[str, Any]) -> bool:
+        """Take one repair; True when the couple should be reconciled again at once."""
         action = repair.action
         if action == "keep":
             for key in [k for k in self.state.attempts if k.startswith(ledger.couple_id)]:
                 del self.state.attempts[key]
-            self.state.waits = {k: v for k, v in self.state.waits.items()
-                                if not k.startswith(ledger.couple_id)}
             if repair.targets is not None:
                 self._save(ledger.with_targets(*repair.targets))
             elif ledger.stage == "entering":
                 self.stage(ledger.couple_id, "open")
-            return
+            return False
         if action == "forget":
             ledger_store.delete(ledger.couple_id)
             self.ledgers.pop(ledger.couple_id, None)
             for key in [k for k in self.state.attempts if k.startswith(ledger.couple_id)]:
                 del self.state.attempts[key]
-            return
+            return False
         assert leg is not None
         view, trade, ghosts = leg
         if action == "wait":
-            self._wait(ledger, repair, trade, ghosts)
-            return
-        self.state.waits.pop(f"{ledger.couple_id}:{repair.role}", None)
+            return self._wait(ledger, repair, trade, ghosts)
         if action == "adopt":
             self._adopt(ledger, repair, ghosts, seen)
         elif action == "close_position":
             self._close_untracked(repair.pair, math.copysign(repair.amount, view.position),
                                   repair.reason)
         elif action in ("close", "top_up", "trim"):
+            if trade.id in self.state.to_close or trade.id in self.state.adjust:
+                return False  # decided, and Freqtrade has not reached the trade yet
+            if (action == "close" and self._starting and _held(view.position)
+                    and not self.s.config.get("dry_run", True)):
+                # Just restarted: Freqtrade's first exit check comes after its first data
+                # refresh and analysis (seconds). Close the position now, reduce-only;
+                # Freqtrade then records the trade's exit from the exchange's order.
+                self._close_untracked(repair.pair, view.position, repair.reason,
+                                      label=ledger.couple_id)
+                return False
             key = self._key(ledger, repair.role, action)
             if not self._due(key, repair.pair, view.position, repair.reason):
-                return
+                return False
             self._report(ledger, repair)
             if action == "close":
                 tag = "partner_exit" if "partner" in repair.reason else "reconcile_close"
@@ -312,6 +337,7 @@ class LegSupervisor:
                                                TOP_UP_TAG if sign > 0 else TRIM_TAG)
                 if action == "trim" and repair.targets is not None:
                     self._save(ledger.with_targets(*repair.targets))
+        return False
 
     def _report(self, ledger: CoupleLedger, repair: CoupleRepair) -> None:
         """One message per incident (not per retry)."""
@@ -323,7 +349,7 @@ class LegSupervisor:
             "close": ("closing it at market", repair.reason),
             "top_up": (f"topping it up by {repair.amount:g}", repair.reason),
             "trim": (f"trimming it by {repair.amount:g} to keep the hedge ratio",
-                     repair.reason),
+                     f"must follow: {repair.reason}"),
         }[repair.action]
         self.s._notify(messages.leg_incident(ledger.couple_id, repair.pair, what[1], what[0]))
 
@@ -357,29 +383,33 @@ class LegSupervisor:
             self.s._notify(messages.manual_intervention(pair, amount, failures, error))
 
     def _wait(self, ledger: CoupleLedger, repair: CoupleRepair, trade: Any | None,
-              ghosts: list[dict[str, Any]]) -> None:
-        key = f"{ledger.couple_id}:{repair.role}"
-        waited = self.state.waits.get(key, 0) + 1
-        self.state.waits[key] = waited
-        if trade is not None or waited <= GHOST_WAIT_LOOPS:
+              ghosts: list[dict[str, Any]]) -> bool:
+        """An order of the leg is still open. Freqtrade's own: wait (its unfilledtimeout
+        rules it). A ghost (on the exchange, unknown to Freqtrade: its answer was lost, or
+        the bot died after sending it): nobody would ever manage it and the couple is not
+        hedged while it rests, so cancel it now. True when one was cancelled: the couple
+        is reconciled again at once with what it filled."""
+        if trade is not None:
             logger.info("statarb: %s order of %s is still open; waiting", repair.pair,
                         ledger.couple_id)
-            return  # Freqtrade manages its own orders (unfilledtimeout)
+            return False
+        cancelled = False
         for ghost in ghosts:
             if ghost.get("status") != "open":
                 continue
             try:
                 cancel_order(self.s.dp, repair.pair, str(ghost["id"]))
             except Exception as exc:
-                logger.warning("statarb: cancelling %s order %s failed (%s)", repair.pair,
-                               ghost["id"], exc)
+                logger.warning("statarb: cancelling %s order %s failed (%s); again next "
+                               "loop", repair.pair, ghost["id"], exc)
                 continue
+            cancelled = True
             self.s._notify(messages.leg_incident(
                 ledger.couple_id, repair.pair,
-                f"its order {ghost['id']} stayed open on the exchange for "
-                f"{GHOST_WAIT_LOOPS} loops", "cancelled it; the couple is repaired next loop",
+                f"its order {ghost['id']} is open on the exchange and no trade records it",
+                "cancelled it; repairing the couple with what it filled",
             ))
-        self.state.waits.pop(key, None)
+        return cancelled
 
     def _adopt(self, ledger: CoupleLedger, repair: CoupleRepair,
                ghosts: list[dict[str, Any]], seen: dict[str, Any]) -> None:
@@ -450,8 +480,10 @@ class LegSupervisor:
             if key[5:] not in surplus and key[5:] not in expected:
                 del self.state.attempts[key]
 
-    def _close_untracked(self, pair: str, amount: float, why: str) -> None:
-        """Close a position no trade owns, reduce-only at market, paced like every repair."""
+    def _close_untracked(self, pair: str, amount: float, why: str,
+                         label: str = "untracked") -> None:
+        """Close a position at market, reduce-only (it can never open or flip one), paced
+        like every repair: a position no trade owns, or a lone leg found at start-up."""
         key = f"pair:{pair}"
         attempt = self.state.attempts.get(key)
         now = time.monotonic()
@@ -471,7 +503,7 @@ class LegSupervisor:
             self._escalate(pair, amount, attempt.failures, str(exc))
             return
         self.s._notify(messages.leg_incident(
-            "untracked", pair, f"position {amount:+g} {why}",
+            label, pair, f"position {amount:+g} {why}",
             f"closed at market (reduce-only order {order.get('id')})",
         ))
         self.state.surplus_seen.pop(pair, None)
