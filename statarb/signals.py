@@ -39,6 +39,7 @@ __all__ = [
     "edge_ok",
     "entry_side",
     "exit_reason",
+    "latest_zscore",
     "plan_trips",
     "trips_frame",
 ]
@@ -146,6 +147,22 @@ def exit_reason(
     if math.isfinite(half_life) and held >= p.time_stop_half_lives * half_life:
         return "time_stop"
     return None
+
+
+def latest_zscore(log_y: np.ndarray, log_x: np.ndarray, beta: float) -> float:
+    """z-score of the last value of the spread ``log y - beta log x`` within the window
+    given (mean and standard deviation of the window, ddof 1; NaN for a flat window).
+
+    How an open couple is judged at a candle: its own hedge ratio over the last
+    ``z_window`` candles up to that candle, the same value the walk-forward plan computes
+    (the intercept does not change a z-score).
+    """
+    if len(log_y) != len(log_x) or len(log_y) < 2:
+        raise ValueError(f"need two equal windows of at least 2 candles, got {len(log_y)} "
+                         f"and {len(log_x)}")
+    seg = np.asarray(log_y, dtype=float) - beta * np.asarray(log_x, dtype=float)
+    std = float(np.std(seg, ddof=1))
+    return (float(seg[-1]) - float(np.mean(seg))) / std if std > 0 else math.nan
 
 
 def edge_ok(z: float, spread_std: float, beta: float, p: SignalParams) -> bool:

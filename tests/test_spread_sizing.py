@@ -1,4 +1,4 @@
-"""Causal spread z-score and beta-weighted leg sizing."""
+"""The z-score of an open couple and beta-weighted leg sizing."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from statarb.selection import SelectionParams
+from statarb.signals import latest_zscore
 from statarb.sizing import LegLimits, size_legs
-from statarb.spread import rolling_zscore, spread
-from tests.shared_data import SHARED, log_window
+from statarb.walkforward import WalkForwardParams, walk_forward
+from tests.shared_data import SHARED, coins, log_window
 
 MARKETS = SHARED / "markets" / "binance_usdm_markets.json"
 
@@ -25,42 +27,38 @@ def _limits(pair: str) -> LegLimits:
     )
 
 
-def test_zscore_matches_a_naive_window_loop() -> None:
+def test_latest_zscore_matches_a_naive_window_loop() -> None:
     panel = log_window("2025-06-01", 400, ["BTC", "ETH"])
-    s = spread(panel["ETH"], panel["BTC"], 0.1, 1.2)
-    z = rolling_zscore(s, 50)
-    values = s.to_numpy()
-    for t in range(len(values)):
-        if t < 49:
-            assert math.isnan(z.iloc[t])
-            continue
-        win = values[t - 49 : t + 1]
-        assert z.iloc[t] == pytest.approx((values[t] - win.mean()) / win.std(ddof=1), rel=1e-9)
+    y, x = panel["ETH"].to_numpy(), panel["BTC"].to_numpy()
+    for t in (49, 120, 399):
+        win = y[t - 49:t + 1] - 1.2 * x[t - 49:t + 1]
+        naive = (win[-1] - sum(win) / len(win)) / float(np.std(win, ddof=1))
+        got = latest_zscore(y[t - 49:t + 1], x[t - 49:t + 1], 1.2)
+        assert got == pytest.approx(naive, rel=1e-9)
 
 
-def test_zscore_has_no_look_ahead() -> None:
-    panel = log_window("2025-06-01", 600, ["SOL", "AVAX"])
-    s = spread(panel["SOL"], panel["AVAX"], 0.0, 0.9)
-    full = rolling_zscore(s, 120, min_periods=60)
-    for cut in (60, 200, 417, 599):
-        part = rolling_zscore(s.iloc[:cut], 120, min_periods=60)
-        pd.testing.assert_series_equal(part, full.iloc[:cut])
+def test_an_open_couples_zscore_is_the_plans() -> None:
+    """custom_exit judges an open couple with latest_zscore; the plan (and so the backtest
+    parity test) uses the walk-forward's rolling z: they must be the same number."""
+    frames = {c: pd.DataFrame({"date": panel.index, "open": np.exp(panel[c]),
+                               "close": np.exp(panel[c])})
+              for panel in [log_window("2025-05-01", 24 * 75, coins())] for c in panel}
+    u = walk_forward(frames, SelectionParams(correction="none"), WalkForwardParams())
+    f = next(f for f in u.formations if len(f.couples))
+    row = f.couples.iloc[0]
+    iy, ix, w = u.col(row.y), u.col(row.x), u.params.z_window
+    for j in (0, 5, 23):
+        t = f.start + j
+        z = latest_zscore(np.log(u.closes[t - w + 1:t + 1, iy]),
+                          np.log(u.closes[t - w + 1:t + 1, ix]), float(row.beta))
+        assert z == pytest.approx(float(f.z[0, j]), rel=1e-9, abs=1e-12)
 
 
 def test_flat_spread_gives_no_signal() -> None:
-    s = pd.Series(np.r_[np.ones(30), np.linspace(1, 2, 10)])
-    z = rolling_zscore(s, 10)
-    assert z.iloc[9:30].isna().all()
-    assert z.iloc[-1] > 0
-
-
-@pytest.mark.parametrize(
-    ("kw", "message"),
-    [({"window": 1}, "window=1"), ({"window": 10, "min_periods": 11}, "min_periods=11")],
-)
-def test_zscore_rejects_bad_windows(kw: dict, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        rolling_zscore(pd.Series(np.arange(20.0)), **kw)
+    flat = np.ones(30)
+    assert math.isnan(latest_zscore(flat, flat * 0.5, 2.0))
+    with pytest.raises(ValueError, match="two equal windows"):
+        latest_zscore(flat, flat[:10], 1.0)
 
 
 @pytest.mark.parametrize("beta", [0.5, 1.0, 1.7, -0.8])

@@ -205,7 +205,7 @@ def _exit(strat: Any, trade: Trade) -> str | None:
 
 def test_simultaneous_second_leg_confirmations_accept_it_once(strategy: Any) -> None:
     ticket = _ticket(["y"])
-    strategy._tickets[strategy._ticket_key("WLD~ARB", NOW)] = ticket
+    strategy.entries.tickets[strategy.entries.ticket_key("WLD~ARB", NOW)] = ticket
     _open_trade(WLD, "WLD~ARB:y", 1210.0, short=False)
     start = threading.Barrier(8)
     results: list[bool] = []
@@ -227,8 +227,8 @@ def test_simultaneous_second_leg_confirmations_accept_it_once(strategy: Any) -> 
 
 def test_the_ledger_is_written_before_the_first_order(strategy: Any, monkeypatch) -> None:
     ticket = _ticket([])
-    strategy._tickets[strategy._ticket_key("WLD~ARB", NOW)] = ticket
-    monkeypatch.setattr(strategy, "_has_signal", lambda *a: True)
+    strategy.entries.tickets[strategy.entries.ticket_key("WLD~ARB", NOW)] = ticket
+    monkeypatch.setattr(strategy.entries, "has_signal", lambda *a: True)
     monkeypatch.setattr(strategy, "is_pair_locked", lambda *a, **k: False)
     assert _confirm(strategy, WLD, "y", 1210.0)  # Freqtrade sends the order after this
     (ledger,) = ledger_store.load_all().values()
@@ -239,10 +239,10 @@ def test_the_ledger_is_written_before_the_first_order(strategy: Any, monkeypatch
 
 def test_a_filled_ghost_second_leg_is_adopted_as_its_trade(strategy: Any) -> None:
     ticket = _ticket(["y", "x"])
-    strategy._tickets[strategy._ticket_key("WLD~ARB", NOW)] = ticket
+    strategy.entries.tickets[strategy.entries.ticket_key("WLD~ARB", NOW)] = ticket
     _ledger()
     _open_trade(WLD, "WLD~ARB:y", 1210.0, short=False, ticket=ticket, role="y")
-    strategy._entered[ticket.couple_id] = {"y"}  # the first leg's fill was recorded
+    strategy.entries._entered[ticket.couple_id] = {"y"}  # the first leg's fill was recorded
     exchange = strategy.dp._exchange
     exchange.orders = [{"id": "77", "symbol": ARB, "side": "sell", "status": "closed",
                         "filled": 3842.7, "amount": 3842.7, "average": 0.269, "price": None,

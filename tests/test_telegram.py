@@ -26,7 +26,6 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import InvalidToken
 
 from statarb.ft.telegram import API_URL_ENV, file_url_for, patch_telegram
-from statarb.telegram_fake import BotMessage, FakeTelegram
 from tests.offline import (
     API_CREDENTIALS,
     FREQTRADE,
@@ -37,6 +36,7 @@ from tests.offline import (
     stop_process,
     wait_for,
 )
+from tests.telegram_fake import BotMessage, FakeTelegram
 
 TOKEN = "123:fake"
 CHAT_ID = 42

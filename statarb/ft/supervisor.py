@@ -450,7 +450,7 @@ class LegSupervisor:
             ))
 
     def _ticket(self, ledger: CoupleLedger) -> CoupleTicket | None:
-        return next((t for t in self.s._tickets.values() if t.couple_id == ledger.couple_id),
+        return next((t for t in self.s.entries.tickets.values() if t.couple_id == ledger.couple_id),
                     None)
 
     # ------------------------------------------------------------------ untracked positions
@@ -458,7 +458,7 @@ class LegSupervisor:
                    at_start: bool) -> None:
         legs = [LegRecord(t.id, t.pair, t.get_custom_data("couple_id"), _signed(t))
                 for t in trades]
-        ours = set(self.s.dp.current_whitelist()) | set(self.s._pairs.values())
+        ours = set(self.s.dp.current_whitelist()) | set(self.s.couples.pairs.values())
         surplus = {p: a for p, a in position_surplus(positions, legs).items()
                    if p not in expected}
         for pair in sorted(set(surplus) - ours - self.state.foreign):

@@ -3,7 +3,7 @@
 Why: Freqtrade 2026.9 builds its python-telegram-bot ``Application`` with only the token
 (``Telegram._init_telegram_app`` in ``freqtrade/rpc/telegram.py``), so the bot always talks
 to api.telegram.org. To run the real Telegram module offline - against
-:class:`statarb.telegram_fake.FakeTelegram` in tests, or a self-hosted Bot API server -
+:class:`tests.telegram_fake.FakeTelegram` in tests, or a self-hosted Bot API server -
 the base URL has to reach ``ApplicationBuilder.base_url``. :func:`patch_telegram` is the
 import-hook patch (see :mod:`statarb.ft.plugins`) for ``freqtrade.rpc.telegram``: with
 ``STATARB_TELEGRAM_API_URL`` set, e.g. ``http://127.0.0.1:8081/bot``, the application is

@@ -18,7 +18,7 @@ earlier update, and ``deleteWebhook(drop_pending_updates=True)`` drops the queue
 command sent before the bot starts polling is lost, as it would be with Telegram; call
 :meth:`FakeTelegram.wait_polling` first.
 
-``python -m statarb.telegram_fake`` runs the server in the foreground: lines typed on
+``python -m tests.telegram_fake`` runs the server in the foreground: lines typed on
 stdin become the user's messages and the bot's messages are printed.
 """
 
@@ -551,7 +551,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m statarb.telegram_fake",
+        prog="python -m tests.telegram_fake",
         description="Fake Telegram Bot API on 127.0.0.1. Lines on stdin are sent to the bot "
         "as the user's messages; the bot's messages are printed.")
     parser.add_argument("--token", default="123:fake")
