@@ -51,6 +51,7 @@ __all__ = [
     "TRIP_COLUMNS",
     "couple_table",
     "couple_trips",
+    "daily_return_series",
     "daily_returns",
     "equity_curve",
     "equity_figure",
@@ -334,6 +335,12 @@ def daily_returns(daily_equity: pd.Series, starting_balance: float) -> pd.Series
     if len(previous):
         previous.iloc[0] = float(starting_balance)
     return (daily_equity / previous - 1.0).astype("float64")
+
+
+def daily_return_series(trades: pd.DataFrame, starting_balance: float) -> pd.Series:
+    """The daily returns behind :func:`portfolio_metrics`' Sharpe (realised equity)."""
+    curve, _ = equity_curve(trades, starting_balance)
+    return daily_returns(_daily(curve), starting_balance)
 
 
 def _sharpe(returns: np.ndarray) -> float:

@@ -16,6 +16,7 @@ SHARED = ROOT.parent / "shared"
 DATADIR = SHARED / "data" / "binance"
 FUTURES = DATADIR / "futures"
 MARKETS = SHARED / "markets" / "binance_usdm_exchangeInfo.json"
+CCXT_MARKETS = SHARED / "markets" / "binance_usdm_markets.json"
 
 
 def require_shared() -> None:

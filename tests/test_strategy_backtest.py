@@ -22,11 +22,12 @@ import pytest
 from statarb.ft.data import load_frames
 from statarb.legs import parse_leg_tag
 from statarb.regime import market_regime
+from statarb.report import couple_trips
+from statarb.research.evaluate import Workbench
 from statarb.settings import StrategySettings
 from statarb.signals import SignalParams, build_plan
-from statarb.walkforward import walk_forward
 from tests.offline import API_CREDENTIALS, FREQTRADE, REPO, offline_env
-from tests.shared_data import DATADIR, MARKETS, require_shared
+from tests.shared_data import CCXT_MARKETS, DATADIR, MARKETS, require_shared
 
 pytestmark = pytest.mark.slow
 HOUR = pd.Timedelta(hours=1)
@@ -89,17 +90,20 @@ def test_legs_enter_together_and_exit_within_one_candle(backtest) -> None:
     assert "partner_exit" not in set(trades["exit_reason"])
 
 
-def test_trades_follow_the_core_plan(backtest) -> None:
+@pytest.fixture(scope="module")
+def workbench() -> Workbench:
+    """The research evaluation over the same data (formations computed once)."""
+    config = json.loads((REPO / "config.json").read_text())
+    return Workbench.from_files(config, DATADIR, CCXT_MARKETS)
+
+
+def test_trades_follow_the_core_plan(backtest, workbench) -> None:
     trades, output = backtest
     config = json.loads((REPO / "config.json").read_text())
     settings = StrategySettings.from_config(config, HOUR)
-    pairs = config["exchange"]["pair_whitelist"]
-    frames = load_frames(DATADIR, [*pairs, settings.regime_pair])
+    frames = load_frames(DATADIR, [settings.regime_pair])
     ref = frames[settings.regime_pair]
-    universe = walk_forward(
-        {p.split("/")[0]: frames[p] for p in pairs if p in frames},
-        settings.selection, settings.walk_forward,
-    )
+    universe = workbench.universe(settings)
     log_ref = np.log(ref.set_index("date")["close"].reindex(universe.index))
     _, blocked = market_regime(log_ref, settings.regime)
     params = SignalParams(pair_stop=settings.pair_stop, min_edge_ratio=settings.min_edge_ratio,
@@ -137,3 +141,38 @@ def test_trades_follow_the_core_plan(backtest) -> None:
         assert bool(x["is_short"]) == ((not y["is_short"]) == (trip.beta > 0))
         ratio = (x["amount"] * x["open_rate"]) / (y["amount"] * y["open_rate"])
         assert ratio / abs(trip.beta) - 1 == pytest.approx(0, abs=0.05), (couple, opened)
+
+
+def test_research_engine_reproduces_the_backtest(backtest, workbench) -> None:
+    """The research evaluation makes Freqtrade's trades: the same legs (pair, side,
+    candles, amounts, prices, reason) and each couple trip's P&L, fees and funding within
+    0.01% of its notional."""
+    trades, _ = backtest
+    config = json.loads((REPO / "config.json").read_text())
+    outcome = workbench.run(config["statarb"], {})
+    ours = outcome.legs
+    assert workbench.fee == pytest.approx(float(trades["fee_open"].iloc[0]))
+    key = ["pair", "open_date"]
+    theirs = trades.assign(open_date=pd.to_datetime(trades["open_date"], utc=True))
+    merged = ours.merge(theirs, on=key, how="outer", suffixes=("", "_ft"), indicator=True)
+    assert (merged["_merge"] == "both").all(), merged.loc[merged["_merge"] != "both", key]
+    assert len(ours) == len(trades) >= 100
+    for col in ("close_date", "exit_reason", "is_short", "enter_tag"):
+        left, right = merged[col], merged[f"{col}_ft"]
+        if col == "close_date":
+            right = pd.to_datetime(right, utc=True)
+        bad = merged.loc[left != right, [*key, col, f"{col}_ft"]]
+        assert bad.empty, bad.head()
+    for col in ("amount", "open_rate", "close_rate"):
+        np.testing.assert_allclose(merged[col], merged[f"{col}_ft"], rtol=1e-9, err_msg=col)
+    a, b = couple_trips(ours), couple_trips(theirs)
+    both = a.merge(b, on=["couple", "open_date"], suffixes=("", "_ft"))
+    assert len(both) == len(a) == len(b)
+    notional = both["notional_y_ft"] + both["notional_x_ft"]
+    for col in ("profit_abs", "fees", "funding"):
+        error = ((both[col] - both[f"{col}_ft"]).abs() / notional).max()
+        assert error < 1e-4, (col, error)
+    # Funding is really charged (a zero on both sides would hide a broken funding book).
+    assert (both["funding_ft"] != 0).mean() > 0.5
+    assert outcome.figures["all"]["profit_abs"] == pytest.approx(trades["profit_abs"].sum(),
+                                                                 abs=1e-6 * len(trades))

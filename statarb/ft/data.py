@@ -16,7 +16,8 @@ from freqtrade.enums import CandleType, TradingMode
 from statarb.ft import FREQTRADE_VERSION
 
 __all__ = [
-    "FREQTRADE_VERSION", "available_pairs", "load_closes", "load_frames", "timerange_from_string",
+    "FREQTRADE_VERSION", "available_pairs", "load_closes", "load_frames", "load_funding",
+    "timerange_from_string",
 ]
 
 
@@ -87,4 +88,38 @@ def load_frames(
         )
         if not frame.empty:
             out[pair] = frame
+    return out
+
+
+def load_funding(
+    datadir: Path,
+    pairs: list[str],
+    timerange: TimeRange | None = None,
+    data_format: str = "feather",
+) -> dict[str, pd.DataFrame]:
+    """Funding per unit of position at each funding time, per pair, as Freqtrade's
+    backtest charges it: its own loader and its own combination of the funding-rate and
+    mark-price candles (``rate * mark open``). Columns ``date``, ``fee_per_unit``; pairs
+    without both files are left out."""
+    from freqtrade.exchange import Exchange
+
+    handler = get_datahandler(datadir, data_format)
+    out: dict[str, pd.DataFrame] = {}
+    for pair in pairs:
+        rates, marks = (
+            load_pair_history(
+                pair, "1h", datadir, timerange=timerange, fill_up_missing=fill,
+                data_handler=handler, candle_type=ctype,
+            )
+            for ctype, fill in ((CandleType.FUNDING_RATE, False), (CandleType.MARK, True))
+        )
+        if rates.empty or marks.empty:
+            continue
+        combined = Exchange.combine_funding_and_mark(rates, marks)
+        out[pair] = pd.DataFrame({
+            "date": combined["date"].to_numpy(),
+            "fee_per_unit": combined["_ff_fee_per_unit"].to_numpy(dtype="float64"),
+        }) if "_ff_fee_per_unit" in combined else pd.DataFrame(
+            {"date": combined["date"], "fee_per_unit": combined["open_fund"]
+             * combined["open_mark"]})
     return out
