@@ -55,9 +55,20 @@ class LiveParams:
         return params
 
 
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"statarb.{name}={value!r} must be true or false")
+    return value
+
+
 @dataclass(frozen=True)
 class StrategySettings:
-    """The ``statarb`` config section, validated (unknown keys are errors)."""
+    """The ``statarb`` config section, validated (unknown keys are errors).
+
+    ``formation_cache``: keep a backtest's walk-forward formations in
+    ``user_data/statarb_cache`` (:mod:`statarb.research.cache`), so a second backtest,
+    hyperopt or research sweep on the same data and settings does not recompute them.
+    """
 
     selection: SelectionParams
     walk_forward: WalkForwardParams
@@ -68,12 +79,14 @@ class StrategySettings:
     leverage: float
     protections: list[dict[str, Any]]
     live: LiveParams = LiveParams()
+    formation_cache: bool = True
 
     @classmethod
     def from_config(cls, config: dict[str, Any], candle: pd.Timedelta) -> StrategySettings:
         section = dict(config.get("statarb") or {})
         allowed = {
             "selection", "walk_forward", "signals", "regime", "leverage", "protections", "live",
+            "formation_cache",
         }
         unknown = sorted(set(section) - allowed)
         if unknown:
@@ -122,4 +135,5 @@ class StrategySettings:
             leverage=leverage,
             protections=list(section.get("protections") or []),
             live=LiveParams.from_dict(dict(section.get("live") or {})),
+            formation_cache=_flag("formation_cache", section.get("formation_cache", True)),
         )

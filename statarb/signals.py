@@ -246,16 +246,7 @@ def plan_trips(
     closes, opens = universe.closes, universe.opens
     col = {c: i for i, c in enumerate(universe.coins)}
     span = universe.params.span
-    # Per formation, the couples as plain Python lists: the loop below runs per candle.
-    table = [
-        list(zip(
-            [couple_name(y, x) for y, x in zip(f.couples["y"], f.couples["x"], strict=True)],
-            f.couples["y"].tolist(), f.couples["x"].tolist(),
-            f.couples["alpha"].astype(float).tolist(), f.couples["beta"].astype(float).tolist(),
-            f.couples["half_life"].astype(float).tolist(), strict=True,
-        )) if not f.couples.empty else []
-        for f in forms
-    ]
+    table = universe.couple_rows()
     no_block = blocked is None
     tradable = tradable_from or {}
     trips: list[Trip] = []

@@ -100,6 +100,23 @@ class Universe:
     def col(self, coin: str) -> int:
         return self.coins.index(coin)
 
+    def couple_rows(self) -> list[list[tuple[str, str, str, float, float, float]]]:
+        """Per formation, its couples as plain tuples ``(name, y, x, alpha, beta,
+        half_life)``: the plan's loop runs per candle and reads them there. Built once per
+        universe (a sweep plans many variants on one)."""
+        rows = self.__dict__.get("_couple_rows")
+        if rows is None:
+            rows = [
+                [(f"{y}~{x}", y, x, float(a), float(b), float(h)) for y, x, a, b, h in zip(
+                    f.couples["y"].tolist(), f.couples["x"].tolist(),
+                    f.couples["alpha"].tolist(), f.couples["beta"].tolist(),
+                    f.couples["half_life"].tolist(), strict=True)]
+                if not f.couples.empty else []
+                for f in self.formations
+            ]
+            self.__dict__["_couple_rows"] = rows
+        return rows
+
     def tradable_from(self, startup: int) -> dict[str, int]:
         """Per coin, the first candle row Freqtrade's backtesting trades it: its first
         candle plus ``startup`` (Freqtrade drops each pair's first ``startup_candle_count``

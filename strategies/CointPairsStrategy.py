@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -36,6 +37,7 @@ from statarb.ft.supervisor import LegSupervisor
 from statarb.ft.worker import set_error_retry
 from statarb.legs import lone_leg
 from statarb.regime import Regime, market_regime
+from statarb.research.cache import FormationCache
 from statarb.settings import StrategySettings
 from statarb.signals import SignalParams
 from statarb.walkforward import Universe, align_closes, from_couples, walk_forward
@@ -169,8 +171,14 @@ class CointPairsStrategy(IStrategy):
         exactly the couples the CointegrationFilter pairlist published (none yet: none)."""
         freq = pd.Timedelta(self.timeframe)
         if self.mode.history:
-            return walk_forward(frames, self.settings.selection, self.settings.walk_forward,
-                                freq=freq)
+            def build() -> Universe:
+                return walk_forward(frames, self.settings.selection,
+                                    self.settings.walk_forward, freq=freq)
+            if not self.settings.formation_cache:
+                return build()
+            # The walk-forward is the slow part; a second run on the same data reuses it.
+            folder = Path(self.config.get("user_data_dir") or "user_data") / "statarb_cache"
+            return FormationCache(folder).get_or_build(frames, self.settings, build)
         selection = published.latest()
         hours = freq / pd.Timedelta(hours=1)
         couples = pd.DataFrame(
