@@ -33,6 +33,9 @@ REPLAY_START ?= 2025-11-07T01:00:00Z
 DRYRUN_DB ?= sqlite:///user_data/dryrun.sqlite
 SCAN_OUT ?= user_data/scan
 SCAN_ARGS ?=
+# Research sweep (python -m statarb.research): variants file and extra arguments.
+VARIANTS ?= research/sweep.yml
+RESEARCH_ARGS ?=
 PYTEST_ARGS ?=
 SIM_PORT ?= 8765
 SIM_ARGS ?=
@@ -42,7 +45,7 @@ API_ENV ?= user_data/.api_credentials.env
 WITH_API_ENV = if [ -z "$${FREQTRADE__API_SERVER__PASSWORD:-}" ]; then \
 	$(BIN)/python -m statarb.credentials $(API_ENV) && set -a && . ./$(API_ENV) && set +a; fi;
 
-.PHONY: help install lock test lint scan backtest hyperopt plot analysis bias report dry-run test-pairlist chaos sim bench bench-backtest clean
+.PHONY: help install lock test lint scan research bench-research backtest hyperopt plot analysis bias report dry-run test-pairlist chaos sim bench bench-backtest clean
 
 help:
 	@echo "make install   create .venv with pinned freqtrade, statsmodels, TA-Lib ... (idempotent)"
@@ -56,10 +59,12 @@ help:
 	@echo "make test-pairlist  plain freqtrade test-pairlist with the CointegrationFilter, offline"
 	@echo "make chaos     live-mode fault scenarios against the simulator, with a summary table"
 	@echo "make report    per-couple table and equity chart of the latest backtest (user_data/report/)"
+	@echo "make research  walk-forward sweep of VARIANTS=$(VARIANTS), chosen on the first 60% -> user_data/research/"
 	@echo "make scan      cointegration scan of the shared data -> $(SCAN_OUT)/ (SCAN_ARGS='--days 60')"
 	@echo "make sim       run the Binance USDT-M simulator in the foreground on port $(SIM_PORT)"
 	@echo "make bench     cointegration engine benchmark against statsmodels"
 	@echo "make bench-backtest  full backtest time against freqtrade's sample strategy"
+	@echo "make bench-research  research sweep speed and the formation cache's saving, against a freqtrade backtest"
 	@echo "make lint      ruff"
 
 install: $(STAMP)
@@ -84,6 +89,13 @@ test: install
 
 lint: install
 	$(BIN)/ruff check statarb strategies pairlists tests benchmarks
+
+research: install
+	$(BIN)/python -m statarb.research --variants $(VARIANTS) --config $(CONFIG) \
+		--datadir $(DATADIR) $(RESEARCH_ARGS)
+
+bench-research: install
+	@$(WITH_API_ENV) $(BIN)/python benchmarks/bench_research.py --datadir $(DATADIR)
 
 scan: install
 	$(BIN)/python -m statarb.scan --datadir $(DATADIR) --out $(SCAN_OUT) $(SCAN_ARGS)

@@ -133,7 +133,7 @@ def backtest(
 ) -> Run:
     """Run and time one complete ``freqtrade backtesting`` subprocess; check it completed."""
     userdir = workdir / "user_data"
-    userdir.mkdir(parents=True)  # Freqtrade fills in a user data dir but will not create it
+    userdir.mkdir(parents=True, exist_ok=True)  # Freqtrade fills one in but will not create it
     results = workdir / "backtest_results"
     results.mkdir()
     cmd = [
