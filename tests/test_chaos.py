@@ -24,8 +24,9 @@ def test_scenario(name: str, tmp_path: Path) -> None:
     require_shared()
     scenario: Callable[..., chaos.ScenarioResult] = chaos.SCENARIOS[name]
     result = scenario(tmp_path)
-    print(f"\n{name}: {result.outcome} naked {result.naked_s} s, {result.orders_sent} orders, "
-          f"{result.duplicates} duplicates, {result.final_state}")
+    print(f"\n{name}: {result.outcome} naked {result.naked_s} s (bound {result.bound_s} s), "
+          f"restart {result.restart_s} s, outage {result.outage_s} s, "
+          f"{result.orders_sent} orders, {result.duplicates} duplicates, {result.final_state}")
     assert result.passed, result.reason
 
 
