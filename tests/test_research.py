@@ -190,6 +190,12 @@ def test_choice_penalises_trials_and_ignores_out_of_sample() -> None:
     table, choice = choose(_table([0.0, 0.02, 0.3, 0.01], [0, 0, 0, 0]), "default")
     assert choice.chosen == "v2" and choice.replaces_default and choice.n_trials == 4
     assert table.loc[table["variant"] == "v2", "is_dsr"].iloc[0] > 0.95
+    # A variant that trades exactly like another is not another trial.
+    base = _table([0.0, 0.02, 0.3, 0.01], [0, 0, 0, 0])
+    doubled = pd.concat([base, base.iloc[[1]].assign(variant="copy")], ignore_index=True)
+    table2, choice2 = choose(doubled, "default")
+    assert choice2.n_trials == 4
+    pd.testing.assert_series_equal(table2["is_dsr"].iloc[:4], table["is_dsr"])
     # Out-of-sample figures cannot move the choice.
     _, again = choose(_table([0.0, 0.02, 0.3, 0.01], [5, -5, -5, 9]), "default")
     assert again.chosen == "v2"
@@ -227,7 +233,8 @@ def test_research_command_writes_table_csv_chart_and_runnable_variant(tmp_path: 
                 "oos_btc_correlation", "is_fees_paid", "oos_funding_paid"):
         assert col in csv
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["choice"]["n_trials"] == int(np.isfinite(csv["is_sharpe"]).sum())
+    distinct = csv[["is_sharpe", "is_couple_trips", "is_total_return"]].round(9).drop_duplicates()
+    assert summary["choice"]["n_trials"] == len(distinct)
     assert summary["split"].startswith("2025-03-14")  # 60% of 2024-01-01 .. 2025-12-31
     assert summary["cache"]["misses"] == 1
     assert "plotly" in (out / "sharpe_is_oos.html").read_text().lower()

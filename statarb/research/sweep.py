@@ -8,7 +8,8 @@ processes by default, or an existing dask.distributed cluster (joblib's dask bac
 sweeps that outgrow one machine. Results do not depend on where a chunk ran.
 
 The choice uses the in-sample part only. Every variant's in-sample daily Sharpe is
-deflated against the expected best Sharpe of as many unskilled trials
+deflated against the expected best Sharpe of as many unskilled trials (variants with
+identical in-sample returns count once)
 (:mod:`statarb.research.deflated`); the chosen variant is the one with the highest
 Deflated Sharpe Ratio, and it only replaces the default when its DSR is at least
 ``min_dsr`` and above the default's. Out-of-sample figures are computed and reported for
@@ -137,7 +138,12 @@ def choose(table: pd.DataFrame, default: str | None = None, min_dsr: float = 0.9
 
     Reads only the ``is_`` columns: out-of-sample figures cannot change the choice.
     """
-    trial = table["is_daily_sharpe"].to_numpy(dtype="float64")
+    # Variants that trade identically in sample (a filter that never binds) are one trial,
+    # not several: counting them again would understate the variance of the Sharpes and
+    # overstate N. One Sharpe per distinct in-sample return series.
+    distinct = {np.asarray(r, dtype="float64").round(12).tobytes(): s
+                for r, s in zip(table["is_returns"], table["is_daily_sharpe"], strict=True)}
+    trial = np.fromiter(distinct.values(), dtype="float64")
     n_trials = int(np.isfinite(trial).sum())
     if n_trials == 0:
         raise ValueError("no variant has an in-sample Sharpe (no trades in the first part?)")
