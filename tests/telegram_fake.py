@@ -422,24 +422,13 @@ class FakeTelegram:
     def _api_editmessagetext(self, params: dict[str, Any]) -> dict[str, Any] | bool:
         def change(message: dict[str, Any]) -> None:
             message["text"] = params.get("text", "")
-            markup = params.get("reply_markup")
-            # Telegram drops the inline keyboard when an edit carries none (or an empty one).
-            if isinstance(markup, dict) and markup.get("inline_keyboard"):
-                message["reply_markup"] = markup
-            else:
-                message.pop("reply_markup", None)
+            _set_markup(message, params)
 
         return self._edited("editMessageText", params, change)
 
     def _api_editmessagereplymarkup(self, params: dict[str, Any]) -> dict[str, Any] | bool:
-        def change(message: dict[str, Any]) -> None:
-            markup = params.get("reply_markup")
-            if isinstance(markup, dict) and markup.get("inline_keyboard"):
-                message["reply_markup"] = markup
-            else:
-                message.pop("reply_markup", None)
-
-        return self._edited("editMessageReplyMarkup", params, change)
+        return self._edited("editMessageReplyMarkup", params,
+                            lambda message: _set_markup(message, params))
 
     def _api_deletemessage(self, params: dict[str, Any]) -> bool:
         return self._sent.pop(int(params.get("message_id") or 0), None) is not None
@@ -585,5 +574,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _set_markup(message: dict[str, Any], params: dict[str, Any]) -> None:
+    """An edit's keyboard: Telegram drops the inline keyboard when an edit carries none
+    (or an empty one)."""
+    markup = params.get("reply_markup")
+    if isinstance(markup, dict) and markup.get("inline_keyboard"):
+        message["reply_markup"] = markup
+    else:
+        message.pop("reply_markup", None)
+
+
 if __name__ == "__main__":
     raise SystemExit(main())
+

@@ -98,14 +98,13 @@ class Account:
 
     def proposed_stake(self, closed_profit: float, tied: float) -> float:
         """Freqtrade's proposed stake for one trade (margin, stake currency)."""
-        available = max(
-            (self.starting_balance + closed_profit) * self.tradable_balance_ratio - tied, 0.0
-        )
+        available = self.available(closed_profit, tied)
         if self.stake_amount == "unlimited":
             return min((available + tied) / self.max_open_trades, available)
         return min(float(self.stake_amount), available)
 
     def available(self, closed_profit: float, tied: float) -> float:
+        """Stake Freqtrade still allows: (start + closed profit) * ratio - tied."""
         return max(
             (self.starting_balance + closed_profit) * self.tradable_balance_ratio - tied, 0.0
         )

@@ -162,7 +162,8 @@ class Workbench:
         ref = self.ref_frames.get(settings.regime_pair)
         if ref is None:
             raise ValueError(f"no candles for the regime pair {settings.regime_pair}")
-        log_ref = np.log(ref.set_index("date")["close"].reindex(universe.index))
+        ref_close = ref.set_index("date")["close"]
+        log_ref = np.log(ref_close.reindex(universe.index))
         regime, blocked = market_regime(log_ref, settings.regime)
         account = Account.from_config(config, settings.leverage)
         sp = signal_params(settings, values, max_open_trades=account.max_open_trades,
@@ -179,7 +180,7 @@ class Workbench:
                         pair_order=self.pair_order, account=account, fee=self.fee,
                         funding=self.funding)
         outcome = Outcome(legs, trips)
-        btc = ref.set_index("date")["close"]
+        btc = ref_close
         first = universe.index[min(universe.tradable_from(startup).values())]
         end = universe.index[-1] + HOUR
         periods = {"all": (first, end)}
