@@ -7,11 +7,12 @@ allowed, and values are turned into the core's parameter objects.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from statarb.capital import CapitalParams
 from statarb.params import reject_unknown
 from statarb.regime import RegimeParams
 from statarb.selection import SelectionParams
@@ -68,6 +69,7 @@ class StrategySettings:
     ``formation_cache``: keep a backtest's walk-forward formations in
     ``user_data/statarb_cache`` (:mod:`statarb.research.cache`), so a second backtest,
     hyperopt or research sweep on the same data and settings does not recompute them.
+    ``capital``: how much a couple entry gets (:mod:`statarb.capital`).
     """
 
     selection: SelectionParams
@@ -80,13 +82,14 @@ class StrategySettings:
     protections: list[dict[str, Any]]
     live: LiveParams = LiveParams()
     formation_cache: bool = True
+    capital: CapitalParams = field(default_factory=CapitalParams)
 
     @classmethod
     def from_config(cls, config: dict[str, Any], candle: pd.Timedelta) -> StrategySettings:
         section = dict(config.get("statarb") or {})
         allowed = {
             "selection", "walk_forward", "signals", "regime", "leverage", "protections", "live",
-            "formation_cache",
+            "formation_cache", "capital",
         }
         unknown = sorted(set(section) - allowed)
         if unknown:
@@ -136,4 +139,5 @@ class StrategySettings:
             protections=list(section.get("protections") or []),
             live=LiveParams.from_dict(dict(section.get("live") or {})),
             formation_cache=_flag("formation_cache", section.get("formation_cache", True)),
+            capital=CapitalParams.from_dict(dict(section.get("capital") or {})),
         )

@@ -33,20 +33,29 @@ pytestmark = pytest.mark.slow
 HOUR = pd.Timedelta(hours=1)
 
 
-@pytest.fixture(scope="module")
-def backtest(tmp_path_factory) -> tuple[pd.DataFrame, str]:
+# A sizing other than the default: every rule of statarb.capital in one run (the free
+# stake shared among the couples entering, the per-couple cap, the volatility target).
+TARGET_VOL = {"sizing": "target_vol", "target_daily_vol": 0.02, "max_couple_fraction": 0.6}
+
+
+def run_backtest(tmp, capital: dict | None = None) -> tuple[pd.DataFrame, str]:
+    """A real `freqtrade backtesting` of the shared data, its exported trades and log."""
     require_shared()
-    tmp = tmp_path_factory.mktemp("bt")
     strategies = tmp / "strategies"
     strategies.mkdir()
     # A copy without any hyperopt parameter file: the run uses the strategy's defaults.
     shutil.copy(REPO / "strategies" / "CointPairsStrategy.py", strategies)
     results = tmp / "backtest_results"
     results.mkdir()
+    overlay: list[str] = []
+    if capital is not None:
+        (tmp / "capital.json").write_text(json.dumps({"statarb": {"capital": capital}}))
+        overlay = ["--config", str(tmp / "capital.json")]
     cmd = [
         sys.executable, "-m", "statarb.sim.run", "--datadir", str(DATADIR),
         "--markets", str(MARKETS), "--",
         FREQTRADE, "backtesting", "--config", "config.json", "--config", "config.offline.json",
+        *overlay,
         "--datadir", str(DATADIR), "--strategy", "CointPairsStrategy",
         "--strategy-path", str(strategies), "--timerange", "20240101-20260101",
         "--export", "trades", "--backtest-directory", str(results), "--cache", "none",
@@ -68,6 +77,11 @@ def backtest(tmp_path_factory) -> tuple[pd.DataFrame, str]:
     trades["couple"] = parsed.str[0]
     trades["role"] = parsed.str[1]
     return trades, output
+
+
+@pytest.fixture(scope="module")
+def backtest(tmp_path_factory) -> tuple[pd.DataFrame, str]:
+    return run_backtest(tmp_path_factory.mktemp("bt"))
 
 
 def test_backtest_trades_couples(backtest) -> None:
@@ -143,15 +157,9 @@ def test_trades_follow_the_core_plan(backtest, workbench) -> None:
         assert ratio / abs(trip.beta) - 1 == pytest.approx(0, abs=0.05), (couple, opened)
 
 
-def test_research_engine_reproduces_the_backtest(backtest, workbench) -> None:
-    """The research evaluation makes Freqtrade's trades: the same legs (pair, side,
-    candles, amounts, prices, reason) and each couple trip's P&L, fees and funding within
-    0.01% of its notional."""
-    trades, _ = backtest
-    config = json.loads((REPO / "config.json").read_text())
-    outcome = workbench.run(config["statarb"], {})
-    ours = outcome.legs
-    assert workbench.fee == pytest.approx(float(trades["fee_open"].iloc[0]))
+def assert_same_trades(ours: pd.DataFrame, trades: pd.DataFrame) -> None:
+    """The same legs (pair, side, candles, amounts, prices, reason) and each couple
+    trip's P&L, fees and funding within 0.01% of its notional."""
     key = ["pair", "open_date"]
     theirs = trades.assign(open_date=pd.to_datetime(trades["open_date"], utc=True))
     merged = ours.merge(theirs, on=key, how="outer", suffixes=("", "_ft"), indicator=True)
@@ -174,5 +182,32 @@ def test_research_engine_reproduces_the_backtest(backtest, workbench) -> None:
         assert error < 1e-4, (col, error)
     # Funding is really charged (a zero on both sides would hide a broken funding book).
     assert (both["funding_ft"] != 0).mean() > 0.5
+
+
+def test_research_engine_reproduces_the_backtest(backtest, workbench) -> None:
+    """The research evaluation makes Freqtrade's trades (:func:`assert_same_trades`)."""
+    trades, _ = backtest
+    config = json.loads((REPO / "config.json").read_text())
+    outcome = workbench.run(config["statarb"], {})
+    assert workbench.fee == pytest.approx(float(trades["fee_open"].iloc[0]))
+    assert_same_trades(outcome.legs, trades)
     assert outcome.figures["all"]["profit_abs"] == pytest.approx(trades["profit_abs"].sum(),
                                                                  abs=1e-6 * len(trades))
+
+
+def test_capital_sizing_is_the_same_in_freqtrade_and_research(
+        backtest, workbench, tmp_path_factory) -> None:
+    """A non-default ``statarb.capital`` rule sizes couples the same way in a real
+    Freqtrade backtest as in the research engine, and it really changes the sizing: more
+    margin per couple than two of Freqtrade's slots, never more than the cap."""
+    trades, _ = run_backtest(tmp_path_factory.mktemp("bt_capital"), TARGET_VOL)
+    config = json.loads((REPO / "config.json").read_text())
+    outcome = workbench.run({**config["statarb"], "capital": TARGET_VOL}, {})
+    assert_same_trades(outcome.legs, trades)
+    default, _ = backtest
+    margin = trades.groupby(["couple", "open_date"])["stake_amount"].sum()
+    slots = default.groupby(["couple", "open_date"])["stake_amount"].sum()
+    assert margin.median() > 1.5 * slots.median(), (margin.median(), slots.median())
+    wallet = config["dry_run_wallet"] * config["tradable_balance_ratio"]
+    growth = 1 + max(trades["profit_abs"].cumsum().max(), 0.0) / wallet
+    assert margin.max() <= TARGET_VOL["max_couple_fraction"] * wallet * growth * (1 + 1e-6)

@@ -24,6 +24,7 @@ import pandas as pd
 from freqtrade.persistence import Trade
 
 from statarb import messages
+from statarb.capital import couple_notional, entry_vol
 from statarb.ft import FREQTRADE_VERSION
 from statarb.ft.markets import leg_limits
 from statarb.legs import (
@@ -89,8 +90,7 @@ class CoupleEntries:
         partner = ticket.pair(ticket.partner_role(role))
         prices = {pair: current_rate, partner: couples.price_now(partner, current_time)}
         ticket.price_y, ticket.price_x = prices[ticket.y], prices[ticket.x]
-        # Two slots' worth of Freqtrade's proposed stake, scaled by the regime.
-        notional = 2 * proposed_stake * s.regime_multiplier(regime) * s.settings.leverage
+        notional = self._notional(trip, key, proposed_stake, s.regime_multiplier(regime))
         sizes = size_legs(
             notional, trip.beta, ticket.price_y, ticket.price_x,
             leg_limits(s.dp.market(ticket.y) or {}, s.config),
@@ -107,6 +107,32 @@ class CoupleEntries:
         self.tickets = {k: v for k, v in self.tickets.items() if k[1] >= oldest}
         self.tickets[key] = ticket
         return ticket
+
+    def _notional(self, trip: Any, key: tuple[str, pd.Timestamp], proposed_stake: float,
+                  multiplier: float) -> float:
+        """Both legs' notional by the configured rule (:func:`statarb.capital.couple_notional`),
+        from what Freqtrade's wallet and trade count say now."""
+        s = self.s
+        capital = s.settings.capital
+        if capital.sizing == "slots":  # Freqtrade's proposal is all it needs
+            return couple_notional(capital, multiplier=multiplier,
+                                   leverage=s.settings.leverage, proposed_stake=proposed_stake,
+                                   available=0.0, total=0.0, entering=1, free_slots=1)
+        universe = s.couples.universe
+        row = trip.entry_row
+        entering = sum(1 for _, r in s.couples.plan().by_entry if r == row) - sum(
+            1 for c, when in self.tickets if when == key[1] and c != key[0])
+        vol = entry_vol(capital, universe.closes[:, universe.col(trip.y)],
+                        universe.closes[:, universe.col(trip.x)], trip.beta, row,
+                        pd.Timedelta(s.timeframe))
+        return couple_notional(
+            capital, multiplier=multiplier, leverage=s.settings.leverage,
+            proposed_stake=proposed_stake,
+            available=float(s.wallets.get_available_stake_amount()),
+            total=float(s.wallets.get_total_stake_amount()), entering=entering,
+            free_slots=s.max_couples - Trade.get_open_trade_count() // 2, beta=trip.beta,
+            daily_vol=vol,
+        )
 
     def stake(self, pair: str, entry_tag: str | None, current_time: datetime,
               current_rate: float, proposed_stake: float, leverage: float) -> float:

@@ -11,7 +11,8 @@ backtest accounting, rule by rule:
 - **Stake.** ``stake_amount: "unlimited"``: Freqtrade proposes
   ``min((available + tied) / max_open_trades, available)`` with ``available =
   (start + closed profit) * tradable_balance_ratio - tied``; a numeric stake proposes
-  ``min(stake, available)``. The strategy's ticket is two slots' worth times the regime
+  ``min(stake, available)``. The strategy's ticket is sized by
+  :func:`statarb.capital.couple_notional` (by default two slots' worth) times the regime
   multiplier times leverage, split by :func:`statarb.sizing.size_legs` on the exchange
   grid at the next candle's open; a ticket that rounds badly is skipped, a first leg is
   refused without two free slots or when both legs' margin exceeds what is available.
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from statarb.capital import CapitalParams, couple_notional, entry_vol
 from statarb.legs import leg_tag
 from statarb.regime import Regime
 from statarb.signals import Trip
@@ -168,18 +170,22 @@ def simulate(
     fee: float,
     funding: FundingBook | None = None,
     max_ratio_error: float = 0.05,
+    capital: CapitalParams | None = None,
 ) -> pd.DataFrame:
     """Legs of the planned ``trips`` as Freqtrade's backtest executes them (see module).
 
     ``pair_order``: the whitelist as Freqtrade iterates it (``COIN/USDT:USDT``);
     ``limits``: per coin; ``regime``: per candle (NaN: unknown, sized as NORMAL).
+    ``capital``: the couple sizing rule (:func:`statarb.capital.couple_notional`).
     Returns one row per leg in the columns :data:`LEG_COLUMNS`.
     """
     if not 0 <= fee < 0.1:
         raise ValueError(f"fee={fee} must be a fraction of the notional in [0, 0.1)")
+    capital = capital or CapitalParams()
     n = len(universe.index)
     index = universe.index
     opens = universe.opens
+    candle = index[1] - index[0] if n > 1 else pd.Timedelta(hours=1)
     pairs = {p.split("/")[0]: p for p in pair_order}
     rank = {p: i for i, p in enumerate(pair_order)}
     entries: dict[int, list[Trip]] = {}
@@ -225,7 +231,7 @@ def simulate(
         # 2. Entries, in whitelist order of each couple's first leg.
         todo = [t for t in entries.get(row, []) if t.y in pairs and t.x in pairs]
         todo.sort(key=lambda t: min(rank[pairs[t.y]], rank[pairs[t.x]]))
-        for trip in todo:
+        for position, trip in enumerate(todo):
             n_open = 2 * len(open_legs)
             if account.max_open_trades - n_open < 2:
                 continue
@@ -235,7 +241,16 @@ def simulate(
                 continue
             code = regime[trip.entry_row] if trip.entry_row < len(regime) else math.nan
             mult = multipliers[Regime(int(code)) if math.isfinite(code) else Regime.NORMAL]
-            notional = 2 * account.proposed_stake(closed_profit, tied) * mult * account.leverage
+            available = account.available(closed_profit, tied)
+            vol = entry_vol(capital, universe.closes[:, iy], universe.closes[:, ix],
+                            trip.beta, trip.entry_row, candle)
+            notional = couple_notional(
+                capital, multiplier=mult, leverage=account.leverage,
+                proposed_stake=account.proposed_stake(closed_profit, tied),
+                available=available, total=available + tied, entering=len(todo) - position,
+                free_slots=(account.max_open_trades - n_open) // 2, beta=trip.beta,
+                daily_vol=vol,
+            )
             if not notional > 0:
                 continue
             sizes = size_legs(notional, trip.beta, py, px, limits[trip.y], limits[trip.x],

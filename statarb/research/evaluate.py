@@ -178,7 +178,7 @@ class Workbench:
         legs = simulate(universe, trips, regime=regime.to_numpy(),
                         multipliers=multipliers, limits=self.limits,
                         pair_order=self.pair_order, account=account, fee=self.fee,
-                        funding=self.funding)
+                        funding=self.funding, capital=settings.capital)
         outcome = Outcome(legs, trips)
         btc = ref_close
         first = universe.index[min(universe.tradable_from(startup).values())]
