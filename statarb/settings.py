@@ -99,13 +99,15 @@ class StrategySettings:
             )
         per_hour = HOUR / candle
         wf = dict(section.get("walk_forward") or {})
-        wf_allowed = {"formation_days", "reform_hours", "z_window", "horizon_hours"}
+        wf_allowed = {"formation_days", "reform_hours", "z_window", "z_half_lives",
+                      "horizon_hours"}
         reject_unknown("walk_forward key", wf, wf_allowed)
         walk = WalkForwardParams(
             formation=int(wf.get("formation_days", 60) * 24 * per_hour),
             reform_every=int(wf.get("reform_hours", 24) * per_hour),
             z_window=int(wf.get("z_window", 100)),
             horizon=int(wf.get("horizon_hours", 168) * per_hour),
+            z_half_lives=wf.get("z_half_lives", 0.0),
         )
         sig = dict(section.get("signals") or {})
         sig_allowed = {"pair_stop", "min_edge_ratio"}

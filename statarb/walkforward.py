@@ -35,13 +35,23 @@ class WalkForwardParams:
     ``z_window``: candles of the rolling z-score (mean and standard deviation of the spread
     computed with the formation's fixed hedge ratio). ``horizon``: candles after the
     trading window for which an open couple is still managed with its formation's values;
-    it must cover the longest time stop.
+    it must cover the longest time stop. ``z_half_lives``: when positive, each couple's
+    z-score window is that many of its own half-lives (at least 10 candles, at most
+    ``z_window``), so a fast-reverting couple is judged on its recent spread and a slow
+    one on a longer stretch; 0 (default) keeps the fixed ``z_window`` for every couple.
     """
 
     formation: int = 60 * 24
     reform_every: int = 24
     z_window: int = 100
     horizon: int = 7 * 24
+    z_half_lives: float = 0.0
+
+    def window_for(self, half_life: float) -> int:
+        """Candles of a couple's z-score window, given its half-life in candles."""
+        if self.z_half_lives == 0 or not np.isfinite(half_life):
+            return self.z_window
+        return int(min(max(np.ceil(self.z_half_lives * half_life), 10), self.z_window))
 
     def __post_init__(self) -> None:
         if self.reform_every < 1:
@@ -55,6 +65,11 @@ class WalkForwardParams:
             )
         if self.horizon < 0:
             raise ValueError(f"horizon={self.horizon} must be >= 0 candles")
+        if not (isinstance(self.z_half_lives, int | float) and 0 <= self.z_half_lives <= 50):
+            raise ValueError(
+                f"z_half_lives={self.z_half_lives!r} must be a number of half-lives in "
+                "[0, 50] (0: the fixed z_window for every couple)"
+            )
 
     @property
     def span(self) -> int:
@@ -153,18 +168,20 @@ def _matrix(
 
 def _formation_series(
     log_closes: np.ndarray, start: int, wf: WalkForwardParams, iy: int, ix: int, beta: float,
-    alpha: float,
+    alpha: float, half_life: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Spread, rolling z and rolling std for candles ``start .. start + span`` (causal)."""
-    lo = start - wf.z_window + 1
+    """Spread, rolling z and rolling std for candles ``start .. start + span`` (causal),
+    over the couple's window (:meth:`WalkForwardParams.window_for`)."""
+    window = wf.window_for(half_life)
+    lo = start - window + 1
     hi = min(start + wf.span, len(log_closes))
     seg = log_closes[lo:hi, iy] - beta * log_closes[lo:hi, ix] - alpha
     s = pd.Series(seg)
-    roll = s.rolling(wf.z_window, min_periods=wf.z_window)
+    roll = s.rolling(window, min_periods=window)
     std = roll.std(ddof=1).to_numpy()
     std = np.where(std > 0, std, np.nan)
     z = (seg - roll.mean().to_numpy()) / std
-    cut = wf.z_window - 1
+    cut = window - 1
     out = [np.full(wf.span, np.nan) for _ in range(3)]
     n = hi - start
     out[0][:n], out[1][:n], out[2][:n] = seg[cut:], z[cut:], std[cut:]
@@ -250,7 +267,7 @@ def walk_forward(
         for i, row in enumerate(chosen.itertuples(index=False)):
             sp[i], z[i], sd[i] = _formation_series(
                 log_closes, start, wf, coins.index(row.y), coins.index(row.x),
-                float(row.beta), float(row.alpha),
+                float(row.beta), float(row.alpha), float(row.half_life),
             )
         formations.append(
             Formation(start, index[start], chosen.reset_index(drop=True), z, sp, sd, members)
@@ -297,7 +314,7 @@ def full_window(
     for i, row in enumerate(chosen.itertuples(index=False)):
         sp[i], z[i], sd[i] = _formation_series(
             log_closes, first, wf, list(frames).index(row.y), list(frames).index(row.x),
-            float(row.beta), float(row.alpha),
+            float(row.beta), float(row.alpha), float(row.half_life),
         )
     form = Formation(first, index[first], chosen.reset_index(drop=True), z, sp, sd, members)
     return Universe(index, list(frames), closes, opens, wf, [form])
@@ -332,7 +349,8 @@ def from_couples(
         raise ValueError(f"couples name coins without candles: {missing}")
     span = max(len(index) - start, 1)
     params = WalkForwardParams(
-        formation=max(100, wf.z_window), reform_every=span, z_window=wf.z_window, horizon=0
+        formation=max(100, wf.z_window), reform_every=span, z_window=wf.z_window, horizon=0,
+        z_half_lives=wf.z_half_lives,
     )
     log_closes = np.log(closes)
     n = len(couples)
@@ -340,7 +358,7 @@ def from_couples(
     for i, row in enumerate(couples.itertuples(index=False)):
         sp[i], z[i], sd[i] = _formation_series(
             log_closes, start, params, coins.index(row.y), coins.index(row.x),
-            float(row.beta), float(row.alpha),
+            float(row.beta), float(row.alpha), float(row.half_life),
         )
     form = Formation(start, index[start], couples.reset_index(drop=True), z, sp, sd, coins)
     return Universe(index, coins, closes, opens, params, [form])

@@ -12,7 +12,7 @@ import pytest
 from statarb.selection import SelectionParams
 from statarb.signals import latest_zscore
 from statarb.sizing import LegLimits, size_legs
-from statarb.walkforward import WalkForwardParams, walk_forward
+from statarb.walkforward import WalkForwardParams, from_couples, walk_forward
 from tests.shared_data import SHARED, coins, log_window
 
 MARKETS = SHARED / "markets" / "binance_usdm_markets.json"
@@ -37,16 +37,23 @@ def test_latest_zscore_matches_a_naive_window_loop() -> None:
         assert got == pytest.approx(naive, rel=1e-9)
 
 
-def test_an_open_couples_zscore_is_the_plans() -> None:
-    """custom_exit judges an open couple with latest_zscore; the plan (and so the backtest
-    parity test) uses the walk-forward's rolling z: they must be the same number."""
+@pytest.mark.parametrize("z_half_lives", [0.0, 3.0])
+def test_an_open_couples_zscore_is_the_plans(z_half_lives: float) -> None:
+    """custom_exit judges an open couple with latest_zscore over the couple's window; the
+    plan (and so the backtest parity test) and the live universe built from the pairlist's
+    couples use the walk-forward's rolling z: they must be the same number."""
     frames = {c: pd.DataFrame({"date": panel.index, "open": np.exp(panel[c]),
                                "close": np.exp(panel[c])})
               for panel in [log_window("2025-05-01", 24 * 75, coins())] for c in panel}
-    u = walk_forward(frames, SelectionParams(correction="none"), WalkForwardParams())
+    wf = WalkForwardParams(z_half_lives=z_half_lives)
+    u = walk_forward(frames, SelectionParams(correction="none"), wf)
     f = next(f for f in u.formations if len(f.couples))
     row = f.couples.iloc[0]
-    iy, ix, w = u.col(row.y), u.col(row.x), u.params.z_window
+    w = u.params.window_for(float(row.half_life))
+    assert (w < wf.z_window) == (z_half_lives > 0), (w, row.half_life)
+    live = from_couples(frames, f.couples, wf, f.start)
+    iy, ix = u.col(row.y), u.col(row.x)
+    np.testing.assert_allclose(live.formations[0].z[0, :24], f.z[0, :24], rtol=1e-9)
     for j in (0, 5, 23):
         t = f.start + j
         z = latest_zscore(np.log(u.closes[t - w + 1:t + 1, iy]),

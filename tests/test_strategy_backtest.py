@@ -33,12 +33,14 @@ pytestmark = pytest.mark.slow
 HOUR = pd.Timedelta(hours=1)
 
 
-# A sizing other than the default: every rule of statarb.capital in one run (the free
-# stake shared among the couples entering, the per-couple cap, the volatility target).
+# Settings other than the default in one run: every rule of statarb.capital (the free
+# stake shared among the couples entering, the per-couple cap, the volatility target) and
+# z-score windows tied to each couple's half-life.
 TARGET_VOL = {"sizing": "target_vol", "target_daily_vol": 0.02, "max_couple_fraction": 0.6}
+VARIANT = {"capital": TARGET_VOL, "walk_forward": {"z_half_lives": 4.0}}
 
 
-def run_backtest(tmp, capital: dict | None = None) -> tuple[pd.DataFrame, str]:
+def run_backtest(tmp, overlay_section: dict | None = None) -> tuple[pd.DataFrame, str]:
     """A real `freqtrade backtesting` of the shared data, its exported trades and log."""
     require_shared()
     strategies = tmp / "strategies"
@@ -48,9 +50,9 @@ def run_backtest(tmp, capital: dict | None = None) -> tuple[pd.DataFrame, str]:
     results = tmp / "backtest_results"
     results.mkdir()
     overlay: list[str] = []
-    if capital is not None:
-        (tmp / "capital.json").write_text(json.dumps({"statarb": {"capital": capital}}))
-        overlay = ["--config", str(tmp / "capital.json")]
+    if overlay_section is not None:  # a --config overlay, merged key by key
+        (tmp / "overlay.json").write_text(json.dumps({"statarb": overlay_section}))
+        overlay = ["--config", str(tmp / "overlay.json")]
     cmd = [
         sys.executable, "-m", "statarb.sim.run", "--datadir", str(DATADIR),
         "--markets", str(MARKETS), "--",
@@ -195,14 +197,20 @@ def test_research_engine_reproduces_the_backtest(backtest, workbench) -> None:
                                                                  abs=1e-6 * len(trades))
 
 
-def test_capital_sizing_is_the_same_in_freqtrade_and_research(
+def test_a_variant_is_the_same_in_freqtrade_and_research(
         backtest, workbench, tmp_path_factory) -> None:
-    """A non-default ``statarb.capital`` rule sizes couples the same way in a real
-    Freqtrade backtest as in the research engine, and it really changes the sizing: more
-    margin per couple than two of Freqtrade's slots, never more than the cap."""
-    trades, _ = run_backtest(tmp_path_factory.mktemp("bt_capital"), TARGET_VOL)
+    """A variant with a non-default ``statarb.capital`` rule and half-life z windows
+    trades the same way in a real Freqtrade backtest (as a --config overlay) as in the
+    research engine, and its sizing really differs: more margin per couple than two of
+    Freqtrade's slots, never more than the cap."""
+    trades, _ = run_backtest(tmp_path_factory.mktemp("bt_variant"), VARIANT)
     config = json.loads((REPO / "config.json").read_text())
-    outcome = workbench.run({**config["statarb"], "capital": TARGET_VOL}, {})
+    section = {**config["statarb"], "capital": TARGET_VOL,
+               "walk_forward": {**config["statarb"]["walk_forward"], **VARIANT["walk_forward"]}}
+    outcome = workbench.run(section, {})
+    # Larger couples entering on one candle never starve a first leg's partner.
+    assert (trades.groupby(["couple", "open_date"]).size() == 2).all()
+    assert "partner_exit" not in set(trades["exit_reason"])
     assert_same_trades(outcome.legs, trades)
     default, _ = backtest
     margin = trades.groupby(["couple", "open_date"])["stake_amount"].sum()

@@ -29,10 +29,12 @@ def _cut(frames: dict[str, pd.DataFrame], end: pd.Timestamp) -> dict[str, pd.Dat
     return {c: f[f["date"] < end].reset_index(drop=True) for c, f in frames.items()}
 
 
-def test_truncating_the_data_changes_nothing_before_the_cut(frames) -> None:
-    full = walk_forward(frames, SEL, WF, min_history=WF.formation + WF.z_window)
+@pytest.mark.parametrize("wf", [WF, WalkForwardParams(z_half_lives=4.0)],
+                         ids=["fixed z window", "z window of 4 half-lives"])
+def test_truncating_the_data_changes_nothing_before_the_cut(frames, wf) -> None:
+    full = walk_forward(frames, SEL, wf, min_history=wf.formation + wf.z_window)
     cut_at = pd.Timestamp("2025-08-11 13:00", tz="UTC")
-    part = walk_forward(_cut(frames, cut_at), SEL, WF, min_history=WF.formation + WF.z_window)
+    part = walk_forward(_cut(frames, cut_at), SEL, wf, min_history=wf.formation + wf.z_window)
     n = int(part.index.searchsorted(cut_at))
     assert n == len(part.index) and full.index[:n].equals(part.index)
 
@@ -117,3 +119,12 @@ def test_no_couple_enters_before_freqtrade_trades_both_coins(frames) -> None:
     assert early, "the data must hold entries the rule removes"
     assert gated.trips and all(
         t.entry_row >= max(tradable[t.y], tradable[t.x]) for t in gated.trips)
+
+
+def test_z_window_tied_to_the_half_life() -> None:
+    wf = WalkForwardParams(z_window=100, z_half_lives=4.0)
+    assert [wf.window_for(h) for h in (1.0, 7.3, 24.0, 80.0)] == [10, 30, 96, 100]
+    assert WalkForwardParams().window_for(7.3) == 100  # 0: the fixed window
+    for bad in (-1.0, 51.0, "4"):
+        with pytest.raises(ValueError, match="z_half_lives="):
+            WalkForwardParams(z_half_lives=bad)

@@ -199,7 +199,8 @@ class CouplePlan:
         iy = universe.col(y.pair.split("/")[0])
         ix = universe.col(x.pair.split("/")[0])
         beta = float(trade.get_custom_data("beta"))
-        lo = row - universe.params.z_window + 1
+        half_life = float(trade.get_custom_data("half_life"))
+        lo = row - universe.params.window_for(half_life) + 1
         if lo < 0:
             return None
         z = latest_zscore(np.log(universe.closes[lo:row + 1, iy]),
@@ -209,8 +210,8 @@ class CouplePlan:
             pd.Timestamp(trade.get_custom_data("signal_time")), side="left"))
         pnl = couple_pnl(side, beta, y.open_rate, x.open_rate,
                          universe.closes[row, iy], universe.closes[row, ix])
-        return exit_reason(z, side, row - signal_row, float(trade.get_custom_data("half_life")),
-                           pnl, self.s.signal_params())
+        return exit_reason(z, side, row - signal_row, half_life, pnl,
+                           self.s.signal_params())
 
     def planned_exit(self, trade: Any, current_time: datetime) -> str | None:
         """The exit of the leg's planned couple trade, once its decision candle has closed.

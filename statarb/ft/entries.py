@@ -122,17 +122,37 @@ class CoupleEntries:
         row = trip.entry_row
         entering = sum(1 for _, r in s.couples.plan().by_entry if r == row) - sum(
             1 for c, when in self.tickets if when == key[1] and c != key[0])
+        pending_stake, pending_slots = self.pending(key)
         vol = entry_vol(capital, universe.closes[:, universe.col(trip.y)],
                         universe.closes[:, universe.col(trip.x)], trip.beta, row,
                         pd.Timedelta(s.timeframe))
         return couple_notional(
             capital, multiplier=multiplier, leverage=s.settings.leverage,
             proposed_stake=proposed_stake,
-            available=float(s.wallets.get_available_stake_amount()),
+            available=float(s.wallets.get_available_stake_amount()) - pending_stake,
             total=float(s.wallets.get_total_stake_amount()), entering=entering,
-            free_slots=s.max_couples - Trade.get_open_trade_count() // 2, beta=trip.beta,
-            daily_vol=vol,
+            free_slots=(2 * s.max_couples - Trade.get_open_trade_count() - pending_slots) // 2,
+            beta=trip.beta, daily_vol=vol,
         )
+
+    def pending(self, key: tuple[str, pd.Timestamp]) -> tuple[float, int]:
+        """Stake and trade slots promised to second legs not placed yet: other couples of
+        this candle whose first leg is open.
+
+        Freqtrade reaches the pairs of a candle in whitelist order, so another couple's
+        first leg can come between a couple's two legs; sized on the wallet alone, it
+        would take the stake or the slot the open first leg's partner needs, and leave
+        that leg alone. Both are held back for it, as if each couple entered at once.
+        """
+        stake, slots = 0.0, 0
+        for (couple, when), ticket in self.tickets.items():
+            if when != key[1] or couple == key[0] or ticket.refused or \
+                    len(ticket.accepted) != 1:
+                continue
+            role = ticket.partner_role(ticket.accepted[0])
+            stake += ticket.amount(role) * ticket.price(role) / self.s.settings.leverage
+            slots += 1
+        return stake, slots
 
     def stake(self, pair: str, entry_tag: str | None, current_time: datetime,
               current_rate: float, proposed_stake: float, leverage: float) -> float:
@@ -238,15 +258,19 @@ class CoupleEntries:
                   ) / s.settings.leverage
         partner_side = "long" if ticket.is_long(partner_role) else "short"
         untracked, halted = (s._live.entry_refusal({pair, partner}) if s._live else ((), None))
+        pending_stake, pending_slots = self.pending(
+            self.ticket_key(ticket.couple, ticket.entry_time))
         return first_leg_refusal(
             untracked=untracked,
             halted=halted,
-            free_slots=int(s.config["max_open_trades"]) - Trade.get_open_trade_count(),
+            free_slots=int(s.config["max_open_trades"]) - Trade.get_open_trade_count()
+            - pending_slots,
             partner_open=bool(Trade.get_trades_proxy(pair=partner, is_open=True)),
             partner_locked=s.is_pair_locked(partner, candle_date=ticket.signal_time,
                                             side=partner_side),
             partner_signal=self.has_signal(partner, ticket, partner_role),
-            stake_available=s.wallets.get_available_stake_amount() if s.wallets else math.inf,
+            stake_available=s.wallets.get_available_stake_amount() - pending_stake
+            if s.wallets else math.inf,
             stake_needed=needed,
         )
 
