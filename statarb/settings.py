@@ -56,6 +56,13 @@ class LiveParams:
         return params
 
 
+def _number(value: Any) -> Any:
+    """A number as a float (YAML's 0 and 0.0 are one setting); anything else as given,
+    for the parameter's own check to name."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+        else value
+
+
 def _flag(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"statarb.{name}={value!r} must be true or false")
@@ -107,7 +114,7 @@ class StrategySettings:
             reform_every=int(wf.get("reform_hours", 24) * per_hour),
             z_window=int(wf.get("z_window", 100)),
             horizon=int(wf.get("horizon_hours", 168) * per_hour),
-            z_half_lives=wf.get("z_half_lives", 0.0),
+            z_half_lives=_number(wf.get("z_half_lives", 0.0)),
         )
         sig = dict(section.get("signals") or {})
         sig_allowed = {"pair_stop", "min_edge_ratio"}

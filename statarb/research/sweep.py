@@ -19,6 +19,7 @@ every variant, and never read by the choice.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -99,8 +100,12 @@ def run_sweep(bench: Workbench, variants: Sequence[Variant], split: pd.Timestamp
         missing = [g[0] for key, g in groups.items() if key not in bench.universes]
         report("formations", 0, len(groups))
         if missing:
+            # Workers get a copy without universes: the loop below adds to this bench's
+            # while later tasks are still being pickled, and they would not need them.
+            builder = copy.copy(bench)
+            builder.universes = {}
             built = Parallel(return_as="generator_unordered")(
-                delayed(_build_universe)(bench, v) for v in missing)
+                delayed(_build_universe)(builder, v) for v in missing)
             for done, (key, universe, stats) in enumerate(built, start=1):
                 bench.universes[key] = universe
                 for name, value in stats.items():  # the worker's copy counted it
