@@ -28,6 +28,7 @@ from freqtrade.persistence import Trade
 from freqtrade.plugins.pairlist.IPairList import IPairList, PairlistParameter, SupportsBacktesting
 
 from statarb.ft.runmode import run_mode
+from statarb.hedge import HEDGES
 from statarb.panel import build_log_panel
 from statarb.published import FILE_NAME, Selection, publish, read
 from statarb.selection import SelectionParams, choose_couples
@@ -36,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 SELECTION_KEYS = (
     "max_pvalue", "correction", "min_half_life_hours", "max_half_life_hours", "min_ret_corr",
-    "min_crossings", "max_couples", "both_orientations",
+    "min_crossings", "max_couples", "both_orientations", "hedge",
 )
 
 
@@ -172,6 +173,10 @@ class CointegrationFilter(IPairList):
             "both_orientations": {"type": "boolean", "default": d.both_orientations,
                                   "description": "Both orientations",
                                   "help": "Require rejection with y~x and x~y."},
+            "hedge": {"type": "option", "default": d.hedge, "options": list(HEDGES),
+                      "description": "Hedge ratio",
+                      "help": "ols: the Engle-Granger fit; tls: total least squares "
+                              "(symmetric in the two coins)."},
         }
 
     @property

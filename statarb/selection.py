@@ -27,6 +27,7 @@ import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
 from statarb.cointegration import engle_granger
+from statarb.hedge import HEDGES, with_hedge
 from statarb.params import reject_unknown
 
 __all__ = ["SelectionParams", "choose_couples", "screen_couples", "select_couples"]
@@ -50,6 +51,7 @@ class SelectionParams:
     min_crossings: int = 12
     max_couples: int = 5
     both_orientations: bool = True
+    hedge: str = "ols"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.max_pvalue < 1.0:
@@ -69,6 +71,11 @@ class SelectionParams:
             raise ValueError(f"min_crossings={self.min_crossings} must be >= 0")
         if self.max_couples < 1:
             raise ValueError(f"max_couples={self.max_couples} must be >= 1")
+        if self.hedge not in HEDGES:
+            raise ValueError(
+                f"hedge={self.hedge!r} must be one of {HEDGES} (ols: the Engle-Granger fit; "
+                "tls: total least squares, symmetric in the two coins)"
+            )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SelectionParams:
@@ -179,4 +186,5 @@ def choose_couples(
     The single entry point shared by the scanner, the strategy and the pairlist.
     """
     results = engle_granger(log_prices, maxlag=maxlag, autolag="aic")
-    return select_couples(results, params, candle_hours=candle_hours)
+    chosen = select_couples(results, params, candle_hours=candle_hours)
+    return with_hedge(chosen, log_prices, params.hedge)

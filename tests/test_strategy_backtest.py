@@ -34,10 +34,11 @@ HOUR = pd.Timedelta(hours=1)
 
 
 # Settings other than the default in one run: every rule of statarb.capital (the free
-# stake shared among the couples entering, the per-couple cap, the volatility target) and
-# z-score windows tied to each couple's half-life.
+# stake shared among the couples entering, the per-couple cap, the volatility target),
+# z-score windows tied to each couple's half-life and the total-least-squares hedge.
 TARGET_VOL = {"sizing": "target_vol", "target_daily_vol": 0.02, "max_couple_fraction": 0.6}
-VARIANT = {"capital": TARGET_VOL, "walk_forward": {"z_half_lives": 4.0}}
+VARIANT = {"capital": TARGET_VOL, "walk_forward": {"z_half_lives": 4.0},
+           "selection": {"hedge": "tls"}}
 
 
 def run_backtest(tmp, overlay_section: dict | None = None) -> tuple[pd.DataFrame, str]:
@@ -199,14 +200,15 @@ def test_research_engine_reproduces_the_backtest(backtest, workbench) -> None:
 
 def test_a_variant_is_the_same_in_freqtrade_and_research(
         backtest, workbench, tmp_path_factory) -> None:
-    """A variant with a non-default ``statarb.capital`` rule and half-life z windows
-    trades the same way in a real Freqtrade backtest (as a --config overlay) as in the
-    research engine, and its sizing really differs: more margin per couple than two of
-    Freqtrade's slots, never more than the cap."""
+    """A variant with a non-default ``statarb.capital`` rule, half-life z windows and
+    the TLS hedge trades the same way in a real Freqtrade backtest (as a --config
+    overlay) as in the research engine, and its sizing really differs: more margin per
+    couple than two of Freqtrade's slots, never more than the cap."""
     trades, _ = run_backtest(tmp_path_factory.mktemp("bt_variant"), VARIANT)
     config = json.loads((REPO / "config.json").read_text())
     section = {**config["statarb"], "capital": TARGET_VOL,
-               "walk_forward": {**config["statarb"]["walk_forward"], **VARIANT["walk_forward"]}}
+               "walk_forward": {**config["statarb"]["walk_forward"], **VARIANT["walk_forward"]},
+               "selection": {**config["statarb"]["selection"], **VARIANT["selection"]}}
     outcome = workbench.run(section, {})
     # Larger couples entering on one candle never starve a first leg's partner.
     assert (trades.groupby(["couple", "open_date"]).size() == 2).all()

@@ -29,12 +29,14 @@ def _cut(frames: dict[str, pd.DataFrame], end: pd.Timestamp) -> dict[str, pd.Dat
     return {c: f[f["date"] < end].reset_index(drop=True) for c, f in frames.items()}
 
 
-@pytest.mark.parametrize("wf", [WF, WalkForwardParams(z_half_lives=4.0)],
-                         ids=["fixed z window", "z window of 4 half-lives"])
-def test_truncating_the_data_changes_nothing_before_the_cut(frames, wf) -> None:
-    full = walk_forward(frames, SEL, wf, min_history=wf.formation + wf.z_window)
+@pytest.mark.parametrize(("wf", "sel"), [
+    (WF, SEL),
+    (WalkForwardParams(z_half_lives=4.0), SelectionParams(correction="none", hedge="tls")),
+], ids=["OLS, fixed z window", "TLS, z window of 4 half-lives"])
+def test_truncating_the_data_changes_nothing_before_the_cut(frames, wf, sel) -> None:
+    full = walk_forward(frames, sel, wf, min_history=wf.formation + wf.z_window)
     cut_at = pd.Timestamp("2025-08-11 13:00", tz="UTC")
-    part = walk_forward(_cut(frames, cut_at), SEL, wf, min_history=wf.formation + wf.z_window)
+    part = walk_forward(_cut(frames, cut_at), sel, wf, min_history=wf.formation + wf.z_window)
     n = int(part.index.searchsorted(cut_at))
     assert n == len(part.index) and full.index[:n].equals(part.index)
 
