@@ -24,7 +24,7 @@ from statarb.selection import SelectionParams, choose_couples
 
 __all__ = [
     "Formation", "Universe", "WalkForwardParams", "align_closes", "from_couples", "full_window",
-    "walk_forward",
+    "price_matrix", "walk_forward",
 ]
 
 
@@ -151,6 +151,14 @@ def align_closes(frames: dict[str, pd.DataFrame], freq: pd.Timedelta) -> pd.Date
     if not starts:
         raise ValueError("no candles: every frame is empty")
     return pd.date_range(min(starts), max(ends), freq=freq)
+
+
+def price_matrix(
+    frames: dict[str, pd.DataFrame], index: pd.DatetimeIndex, column: str
+) -> np.ndarray:
+    """One price column of every frame on ``index`` (candles, coins), NaN where a coin has
+    no candle or a non-positive price; the layout of :attr:`Universe.closes`."""
+    return _matrix(frames, index, column)
 
 
 def _matrix(

@@ -11,6 +11,7 @@ and, per chosen variant, the Freqtrade files to run it (``config.<name>.json`` a
     python -m statarb.research [--variants research/sweep.yml] [--config config.json]
         [--datadir ../shared/data/binance] [--markets FILE] [--split 2025-03-14]
         [--is-share 0.6] [--jobs 2] [--dask tcp://127.0.0.1:8786] [--out user_data/research]
+        [--fills taker|maker]
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from rich.table import Table
 
 from statarb.research.cache import FormationCache
 from statarb.research.evaluate import Workbench
+from statarb.research.fills import FILL_MODELS
 from statarb.research.sweep import choose, run_sweep
 from statarb.research.variants import VariantError, load_variants, write_variant
 from statarb.walkforward import align_closes
@@ -62,6 +64,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--cache-dir", type=Path, default=ROOT / "user_data" / "statarb_cache")
     ap.add_argument("--no-cache", action="store_true")
     ap.add_argument("--show", type=int, default=20, help="rows of the printed table")
+    ap.add_argument("--fills", choices=FILL_MODELS, default="taker",
+                    help="taker: market legs at the next open, as Freqtrade's backtest fills "
+                    "them (default); maker: limit legs at the decision close, filled only "
+                    "when the next candle trades through, else at market at its close "
+                    "(a research estimate, see statarb.research.fills)")
     args = ap.parse_args(argv)
     if not 0.1 <= args.is_share <= 0.9:
         ap.error(f"--is-share={args.is_share} must be between 0.1 and 0.9")
@@ -157,7 +164,8 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     config = json.loads(args.config.read_text())
     cache = None if args.no_cache else FormationCache(args.cache_dir)
     console.print(f"[bold]{len(variants)} variants[/] from {args.variants}; loading data")
-    bench = Workbench.from_files(config, args.datadir, args.markets, cache=cache)
+    bench = Workbench.from_files(config, args.datadir, args.markets, cache=cache,
+                                 fills=args.fills)
     loaded = time.perf_counter()
     # The split depends on the data only, never on a variant's results.
     settings, _ = bench.settings_for({})
@@ -201,6 +209,8 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
             "hits": cache.hits, "misses": cache.misses,
             "build_seconds": cache.build_seconds, "load_seconds": cache.load_seconds},
         "where": args.dask or f"{args.jobs} local process(es)",
+        "fills": {"model": bench.fills.model, "taker_fee": bench.fills.taker_fee,
+                  "maker_fee": bench.fills.maker_fee},
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     shown = table.sort_values("is_dsr", ascending=False, na_position="last").head(args.show)
@@ -218,6 +228,8 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     console.print(f"rank correlation of IS and OOS Sharpe: "
                   f"{_fmt(dist['is_oos_rank_correlation'], 'num')}")
     console.print(f"[bold]choice[/]: {choice.chosen} - {choice.reason}")
+    console.print(f"fills: {bench.fills.model} (taker fee {bench.fills.taker_fee:.4%}, "
+                  f"maker fee {bench.fills.maker_fee:.4%})")
     console.print(f"sweep {swept - loaded:.1f} s on {summary['where']}, "
                   f"data {loaded - started:.1f} s; written to {args.out}")
     return summary

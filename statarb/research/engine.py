@@ -42,6 +42,7 @@ import pandas as pd
 from statarb.capital import CapitalParams, couple_notional, entry_vol
 from statarb.legs import leg_tag
 from statarb.regime import Regime
+from statarb.research.fills import Fill, FillModel
 from statarb.signals import Trip
 from statarb.sizing import LegLimits, size_legs
 from statarb.walkforward import Universe
@@ -156,6 +157,7 @@ class _Leg:
     open_rate: float
     opened: pd.Timestamp
     stake: float
+    fee_open: float
 
 
 def simulate(
@@ -171,20 +173,39 @@ def simulate(
     funding: FundingBook | None = None,
     max_ratio_error: float = 0.05,
     capital: CapitalParams | None = None,
+    fills: FillModel | None = None,
+    highs: np.ndarray | None = None,
+    lows: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Legs of the planned ``trips`` as Freqtrade's backtest executes them (see module).
 
     ``pair_order``: the whitelist as Freqtrade iterates it (``COIN/USDT:USDT``);
     ``limits``: per coin; ``regime``: per candle (NaN: unknown, sized as NORMAL).
     ``capital``: the couple sizing rule (:func:`statarb.capital.couple_notional`).
+    ``fills``: how leg orders fill (:mod:`statarb.research.fills`; default: Freqtrade's
+    market fills at the next open with ``fee``); the maker model needs ``highs`` and
+    ``lows`` in the layout of ``universe.opens``.
     Returns one row per leg in the columns :data:`LEG_COLUMNS`.
     """
     if not 0 <= fee < 0.1:
         raise ValueError(f"fee={fee} must be a fraction of the notional in [0, 0.1)")
     capital = capital or CapitalParams()
+    fills = fills or FillModel("taker", taker_fee=fee, maker_fee=fee)
+    if fills.model != "taker" and (highs is None or lows is None):
+        raise ValueError(f"fills={fills.model!r} needs the candles' highs and lows")
     n = len(universe.index)
     index = universe.index
     opens = universe.opens
+    closes = universe.closes
+
+    def fill(row: int, col: int, buy: bool) -> Fill:
+        """The fill at candle ``row`` of an order decided on the candle before."""
+        return fills.fill(
+            buy=buy, open_=float(opens[row, col]), decision_close=float(closes[row - 1, col]),
+            high=float(highs[row, col]) if highs is not None else math.nan,
+            low=float(lows[row, col]) if lows is not None else math.nan,
+            close=float(closes[row, col]),
+        )
     candle = index[1] - index[0] if n > 1 else pd.Timedelta(hours=1)
     pairs = {p.split("/")[0]: p for p in pair_order}
     rank = {p: i for i, p in enumerate(pair_order)}
@@ -205,20 +226,27 @@ def simulate(
         nonlocal closed_profit, tied
         when = index[row]
         for leg in legs:
-            rate = float(opens[row, universe.col(leg.coin)])
+            col = universe.col(leg.coin)
+            if reason == "force_exit":  # the end of the data: at market, as Freqtrade
+                done = Fill(float(opens[row, col]), fills.taker_fee, False)
+            else:
+                done = fill(row, col, buy=leg.is_short)
+            rate, fee_close = done.price, done.fee
             sign = -1.0 if leg.is_short else 1.0
             funded = funding.funding(leg.coin, leg.amount, leg.is_short, leg.opened, when) \
                 if funding is not None else 0.0
             profit = (sign * leg.amount * (rate - leg.open_rate)
-                      - leg.amount * leg.open_rate * fee - leg.amount * rate * fee + funded)
+                      - leg.amount * leg.open_rate * leg.fee_open
+                      - leg.amount * rate * fee_close + funded)
             closed_profit += profit
             tied -= leg.stake
             rows_out.append({
                 "pair": leg.pair, "enter_tag": leg_tag(leg.couple, leg.role),
                 "is_short": leg.is_short, "open_date": leg.opened, "close_date": when,
                 "open_rate": leg.open_rate, "close_rate": rate, "amount": leg.amount,
-                "stake_amount": leg.stake, "leverage": account.leverage, "fee_open": fee,
-                "fee_close": fee, "funding_fees": funded, "profit_abs": profit,
+                "stake_amount": leg.stake, "leverage": account.leverage,
+                "fee_open": leg.fee_open, "fee_close": fee_close, "funding_fees": funded,
+                "profit_abs": profit,
                 "exit_reason": reason, "is_open": False, "couple": leg.couple,
                 "role": leg.role,
             })
@@ -236,7 +264,8 @@ def simulate(
             if account.max_open_trades - n_open < 2:
                 continue
             iy, ix = universe.col(trip.y), universe.col(trip.x)
-            py, px = float(opens[row, iy]), float(opens[row, ix])
+            py = fills.order_price(float(opens[row, iy]), float(closes[row - 1, iy]))
+            px = fills.order_price(float(opens[row, ix]), float(closes[row - 1, ix]))
             if not (math.isfinite(py) and math.isfinite(px) and py > 0 and px > 0):
                 continue
             code = regime[trip.entry_row] if trip.entry_row < len(regime) else math.nan
@@ -262,13 +291,16 @@ def simulate(
                 continue
             cid, next_id = next_id, next_id + 1
             opened = index[row]
+            fy, fx = fill(row, iy, buy=trip.y_long), fill(row, ix, buy=trip.x_long)
             open_legs[cid] = [
                 _Leg(pairs[trip.y], trip.y, "y", trip.couple, not trip.y_long, sizes.amount_y,
-                     py, opened, sizes.notional_y / account.leverage),
+                     fy.price, opened, sizes.amount_y * fy.price / account.leverage, fy.fee),
                 _Leg(pairs[trip.x], trip.x, "x", trip.couple, not trip.x_long, sizes.amount_x,
-                     px, opened, sizes.notional_x / account.leverage),
+                     fx.price, opened, sizes.amount_x * fx.price / account.leverage, fx.fee),
             ]
-            tied += margin
+            # (Market fills are at the sizing prices: the legs' margin is the ticket's.)
+            tied += margin if fills.model == "taker" else sum(
+                leg.stake for leg in open_legs[cid])
             if trip.exit_row >= 0 and trip.exit_row + 1 <= last:
                 exits.setdefault(trip.exit_row + 1, []).append(cid)
                 reasons[cid] = trip.reason

@@ -25,11 +25,12 @@ import pandas as pd
 from statarb.regime import Regime, market_regime
 from statarb.report import daily_return_series, portfolio_metrics
 from statarb.research.engine import Account, FundingBook, simulate
+from statarb.research.fills import FillModel
 from statarb.research.variants import STRATEGY_PARAMS, deep_merge
 from statarb.settings import StrategySettings
 from statarb.signals import SignalParams, Trip, plan_trips
 from statarb.sizing import LegLimits
-from statarb.walkforward import Universe, walk_forward
+from statarb.walkforward import Universe, align_closes, price_matrix, walk_forward
 
 __all__ = ["DEFAULT_PARAMS", "Outcome", "Workbench", "capital_in_use", "signal_params"]
 
@@ -83,7 +84,7 @@ class Workbench:
 
     def __init__(self, config: Mapping[str, Any], frames: Mapping[str, pd.DataFrame],
                  markets: Mapping[str, Any], funding: Mapping[str, pd.DataFrame], *,
-                 fee: float | None = None, cache: Any = None) -> None:
+                 fee: float | None = None, cache: Any = None, fills: str = "taker") -> None:
         from statarb.ft.markets import leg_limits  # Freqtrade's reserve rules
 
         self.config = dict(config)
@@ -97,6 +98,15 @@ class Workbench:
         self.fee = float(fee if fee is not None else max(
             float(first.get("maker") or 0.0), float(first.get("taker") or 0.0)))
         self.funding = FundingBook({p.split("/")[0]: f for p, f in funding.items()})
+        # How leg orders fill (statarb.research.fills); the maker model reads the
+        # candles' ranges, kept here because a worker's copy has no candles.
+        self.fills = FillModel(fills, taker_fee=self.fee,
+                               maker_fee=float(first.get("maker") or 0.0))
+        self.ranges: tuple[np.ndarray, np.ndarray] | None = None
+        if fills != "taker":
+            index = align_closes(self.frames, HOUR)
+            self.ranges = (price_matrix(self.frames, index, "high"),
+                           price_matrix(self.frames, index, "low"))
         self.cache = cache
         self.universes: dict[str, Universe] = {}
 
@@ -178,7 +188,9 @@ class Workbench:
         legs = simulate(universe, trips, regime=regime.to_numpy(),
                         multipliers=multipliers, limits=self.limits,
                         pair_order=self.pair_order, account=account, fee=self.fee,
-                        funding=self.funding, capital=settings.capital)
+                        funding=self.funding, capital=settings.capital, fills=self.fills,
+                        highs=self.ranges[0] if self.ranges else None,
+                        lows=self.ranges[1] if self.ranges else None)
         outcome = Outcome(legs, trips)
         btc = ref_close
         first = universe.index[min(universe.tradable_from(startup).values())]
