@@ -7,6 +7,7 @@ in tests/test_strategy_backtest.py (it reuses that module's backtest).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -159,6 +160,29 @@ def test_sweep_rows_are_the_single_runs(bench: Workbench) -> None:
     # The variants differ: a sweep that ignored its parameters would not.
     assert table["is_couple_trips"].nunique() + table["oos_total_return"].nunique() > 2
     assert (table["is_couple_trips"] + table["oos_couple_trips"]).min() > 0
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_sweep_builds_each_formation_setting_once(tmp_path: Path, bench: Workbench,
+                                                   jobs: int) -> None:
+    """Several formation settings at once (the builds finish while others are still being
+    sent to the workers), in worker processes or in this one: one build per setting,
+    counted once, and a second sweep loads them all from the cache."""
+    points = parse_variants({
+        "base": {"statarb": SMALL},
+        "grid": {"statarb.walk_forward.z_window": [40, 50, 60],
+                 "statarb.selection.hedge": ["ols", "tls"]},
+    }, "test")
+    fresh = copy.copy(bench)
+    fresh.universes, fresh.cache = {}, FormationCache(tmp_path)
+    table = run_sweep(fresh, points, SPLIT, n_jobs=jobs, chunk_size=2)
+    assert len(table) == 6 and len(fresh.universes) == 6
+    assert (fresh.cache.misses, fresh.cache.hits) == (6, 0)
+    again = copy.copy(bench)
+    again.universes, again.cache = {}, FormationCache(tmp_path)
+    second = run_sweep(again, points, SPLIT, n_jobs=jobs, chunk_size=2)
+    assert (again.cache.misses, again.cache.hits) == (0, 6)
+    pd.testing.assert_frame_equal(_plain(second), _plain(table))
 
 
 def test_dask_cluster_gives_the_local_numbers(bench: Workbench) -> None:

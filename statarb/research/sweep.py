@@ -57,11 +57,13 @@ def _evaluate_chunk(bench: Workbench, variants: Sequence[Variant],
 
 
 def _build_universe(bench: Workbench, variant: Variant) -> tuple[str, Any, dict[str, float]]:
-    """One variant's universe, and what the worker's copy of the cache did."""
+    """One variant's universe, and what the cache did for it (the change in its counters:
+    the worker's copy may arrive with counts, and in-process it is the sweep's own)."""
     settings = bench.settings_of(variant)
-    universe = bench.universe(settings)
     cache = bench.cache
-    stats = {} if cache is None else {k: getattr(cache, k) for k in _CACHE_STATS}
+    before = {} if cache is None else {k: getattr(cache, k) for k in _CACHE_STATS}
+    universe = bench.universe(settings)
+    stats = {k: getattr(cache, k) - v for k, v in before.items()}
     return bench.selection_key(settings), universe, stats
 
 
@@ -104,6 +106,9 @@ def run_sweep(bench: Workbench, variants: Sequence[Variant], split: pd.Timestamp
             # while later tasks are still being pickled, and they would not need them.
             builder = copy.copy(bench)
             builder.universes = {}
+            # Its own cache object: the counters below add what each build did, also when
+            # joblib runs the builds in this process.
+            builder.cache = copy.copy(bench.cache)
             built = Parallel(return_as="generator_unordered")(
                 delayed(_build_universe)(builder, v) for v in missing)
             for done, (key, universe, stats) in enumerate(built, start=1):
