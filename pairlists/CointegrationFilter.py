@@ -31,13 +31,13 @@ from statarb.ft.runmode import run_mode
 from statarb.hedge import HEDGES
 from statarb.panel import build_log_panel
 from statarb.published import FILE_NAME, Selection, publish, read
-from statarb.selection import SelectionParams, choose_couples
+from statarb.selection import SelectionParams, choose_couples, history_length
 
 logger = logging.getLogger(__name__)
 
 SELECTION_KEYS = (
     "max_pvalue", "correction", "min_half_life_hours", "max_half_life_hours", "min_ret_corr",
-    "min_crossings", "max_couples", "both_orientations", "hedge",
+    "min_crossings", "max_couples", "both_orientations", "hedge", "stable_in", "stable_of",
 )
 
 
@@ -80,6 +80,15 @@ class CointegrationFilter(IPairList):
             self._params = SelectionParams.from_dict(given)
         except (ValueError, TypeError) as exc:
             raise OperationalException(f"{self.name}: {exc}") from exc
+        # Selection stability looks back stable_of - 1 refreshes before the formation.
+        self._step = self._refresh_period // self._candle_seconds
+        if self._params.stable_of > 1 and self._step < 1:
+            raise OperationalException(
+                f"{self.name}: stable_of={self._params.stable_of} compares the last "
+                f"formations one refresh_period apart; refresh_period={self._refresh_period} "
+                f"s must be at least one {self._timeframe} candle"
+            )
+        self._history = history_length(self._lookback, self._params, max(self._step, 1))
         self._candle_type = self._config.get("candle_type_def")
         user_data = self._config.get("user_data_dir")
         self._path = Path(user_data) / FILE_NAME if user_data else None
@@ -173,6 +182,13 @@ class CointegrationFilter(IPairList):
             "both_orientations": {"type": "boolean", "default": d.both_orientations,
                                   "description": "Both orientations",
                                   "help": "Require rejection with y~x and x~y."},
+            "stable_in": {"type": "number", "default": d.stable_in,
+                          "description": "Stable in",
+                          "help": "Keep a couple eligible in this many of the last stable_of "
+                                  "formations (one refresh_period apart)."},
+            "stable_of": {"type": "number", "default": d.stable_of,
+                          "description": "Stable of",
+                          "help": "Formations looked at (1: this one only)."},
             "hedge": {"type": "option", "default": d.hedge, "options": list(HEDGES),
                       "description": "Hedge ratio",
                       "help": "ols: the Engle-Granger fit; tls: total least squares "
@@ -199,7 +215,7 @@ class CointegrationFilter(IPairList):
         try:
             candles = self._exchange.refresh_ohlcv_with_cache(
                 [(p, self._timeframe, self._candle_type) for p in pairlist],
-                lookback_period=self._lookback,
+                lookback_period=self._history,
             )
         except Exception as exc:  # keep trading the last good selection
             logger.warning("%s: fetching candles failed (%s); keeping the last selection",
@@ -224,15 +240,16 @@ class CointegrationFilter(IPairList):
         # closed candle: the window ends at the last candle every current pair has, so none
         # is skipped for it (pairs further behind are stale and are skipped).
         end = min(t for t in lasts if t >= max(lasts) - freq) + freq
-        start = end - self._lookback * freq
-        panel = build_log_panel(closes, start, end, freq)
+        panel = build_log_panel(closes, end - self._history * freq, end, freq)
+        start = end - self._lookback * freq  # the formation window itself
         skipped = {pair_of[c]: r for c, r in {**panel.not_covered, **panel.bad}.items()}
         for pair, reason in skipped.items():
             self.log_once(f"{self.name}: skipped {pair}: {reason}", logger.info)
         try:
             chosen = (
                 choose_couples(panel.log_prices, self._params,
-                               candle_hours=self._candle_seconds / 3600)
+                               candle_hours=self._candle_seconds / 3600,
+                               step=max(self._step, 1))
                 if panel.log_prices.shape[1] >= 2 else pd.DataFrame()
             )
             selection = Selection.from_frame(

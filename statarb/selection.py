@@ -52,6 +52,8 @@ class SelectionParams:
     max_couples: int = 5
     both_orientations: bool = True
     hedge: str = "ols"
+    stable_in: int = 1
+    stable_of: int = 1
 
     def __post_init__(self) -> None:
         if not 0.0 < self.max_pvalue < 1.0:
@@ -71,6 +73,16 @@ class SelectionParams:
             raise ValueError(f"min_crossings={self.min_crossings} must be >= 0")
         if self.max_couples < 1:
             raise ValueError(f"max_couples={self.max_couples} must be >= 1")
+        for name in ("stable_in", "stable_of"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
+                raise ValueError(f"{name}={value!r} must be a whole number from 1 to 10")
+        if self.stable_in > self.stable_of:
+            raise ValueError(
+                f"stable_in={self.stable_in} must be at most stable_of={self.stable_of}: a "
+                f"couple is kept when it passes every filter in {self.stable_in} of the last "
+                f"{self.stable_of} formations"
+            )
         if self.hedge not in HEDGES:
             raise ValueError(
                 f"hedge={self.hedge!r} must be one of {HEDGES} (ols: the Engle-Granger fit; "
@@ -88,7 +100,8 @@ class SelectionParams:
 
 
 def screen_couples(
-    results: pd.DataFrame, params: SelectionParams, *, candle_hours: float = 1.0
+    results: pd.DataFrame, params: SelectionParams, *, candle_hours: float = 1.0,
+    stable: set[tuple[str, str]] | None = None,
 ) -> pd.DataFrame:
     """One row per unordered couple, in its traded orientation, with every filter's verdict.
 
@@ -98,7 +111,9 @@ def screen_couples(
     the boolean filters ``ok_pvalue``, ``ok_half_life``, ``ok_corr``, ``ok_crossings``,
     ``eligible`` (all of them) and ``selected`` (chosen by :func:`select_couples`), and
     ``reason`` (the first filter that failed, or ``"selected"``/``"coin already used"``
-    /``"over max_couples"``).
+    /``"over max_couples"``). ``stable``: when given, the couples (sorted coin names)
+    eligible in enough recent formations (:func:`choose_couples`); the others fail
+    ``ok_stable``.
     """
     if candle_hours <= 0:
         raise ValueError(f"candle_hours={candle_hours} must be positive")
@@ -132,6 +147,9 @@ def screen_couples(
     out["ok_corr"] = out["ret_corr"] >= params.min_ret_corr
     out["ok_crossings"] = out["crossings"] >= params.min_crossings
     checks = ["ok_pvalue", "ok_half_life", "ok_corr", "ok_crossings"]
+    if stable is not None:
+        out["ok_stable"] = [k in stable for k in out.index]
+        checks.append("ok_stable")
     out["eligible"] = out[checks].all(axis=1)
     labels = {
         "ok_pvalue": f"p-value above {params.max_pvalue} ({params.correction})",
@@ -140,6 +158,8 @@ def screen_couples(
         ),
         "ok_corr": f"return correlation below {params.min_ret_corr}",
         "ok_crossings": f"fewer than {params.min_crossings} mean crossings",
+        "ok_stable": (f"eligible in fewer than {params.stable_in} of the last "
+                      f"{params.stable_of} formations"),
     }
     # Quality order: strongest rejection first, then the faster mean reversion.
     out = out.sort_values(["tstat", "half_life"], kind="stable").reset_index(drop=True)
@@ -165,10 +185,11 @@ def screen_couples(
 
 
 def select_couples(
-    results: pd.DataFrame, params: SelectionParams, *, candle_hours: float = 1.0
+    results: pd.DataFrame, params: SelectionParams, *, candle_hours: float = 1.0,
+    stable: set[tuple[str, str]] | None = None,
 ) -> pd.DataFrame:
     """The chosen couples, best first: no coin appears twice, at most ``max_couples``."""
-    screened = screen_couples(results, params, candle_hours=candle_hours)
+    screened = screen_couples(results, params, candle_hours=candle_hours, stable=stable)
     if screened.empty:
         return screened
     return screened[screened["selected"]].reset_index(drop=True)
@@ -180,11 +201,55 @@ def choose_couples(
     *,
     candle_hours: float = 1.0,
     maxlag: int | None = None,
+    step: int | None = None,
 ) -> pd.DataFrame:
     """Test every couple of a log-price formation window and return the chosen couples.
 
     The single entry point shared by the scanner, the strategy and the pairlist.
+
+    Selection stability (``stable_in`` of ``stable_of`` > 1): ``log_prices`` then holds
+    ``stable_of - 1`` re-formations of ``step`` candles more than the formation window,
+    oldest first. The formation window is its last :func:`formation_length` candles; the
+    earlier formations end ``step``, ``2 step`` ... candles before it, and a couple is
+    kept only when it passes every filter in at least ``stable_in`` of these windows,
+    the latest included. A couple that was found once by chance rarely passes again; one
+    that is really cointegrated does.
     """
-    results = engle_granger(log_prices, maxlag=maxlag, autolag="aic")
-    chosen = select_couples(results, params, candle_hours=candle_hours)
-    return with_hedge(chosen, log_prices, params.hedge)
+    if params.stable_of == 1:
+        results = engle_granger(log_prices, maxlag=maxlag, autolag="aic")
+        chosen = select_couples(results, params, candle_hours=candle_hours)
+        return with_hedge(chosen, log_prices, params.hedge)
+    if step is None or step < 1:
+        raise ValueError(f"stable_of={params.stable_of} needs the re-formation step in "
+                         f"candles (step={step})")
+    window = formation_length(len(log_prices), params, step)
+    if window < 100:
+        raise ValueError(
+            f"{len(log_prices)} candles leave a formation window of {window} after "
+            f"{params.stable_of - 1} earlier formations of {step} candles; at least 100 needed"
+        )
+    counts: dict[tuple[str, str], int] = {}
+    current = pd.DataFrame()
+    for back in range(params.stable_of):
+        end = len(log_prices) - back * step
+        past = engle_granger(log_prices.iloc[end - window:end], maxlag=maxlag, autolag="aic")
+        screened = screen_couples(past, params, candle_hours=candle_hours)
+        for y, x in screened.loc[screened["eligible"], ["y", "x"]].itertuples(index=False):
+            key = (min(y, x), max(y, x))
+            counts[key] = counts.get(key, 0) + 1
+        if back == 0:
+            current = past
+    stable = {k for k, n in counts.items() if n >= params.stable_in}
+    latest = log_prices.iloc[len(log_prices) - window:]
+    chosen = select_couples(current, params, candle_hours=candle_hours, stable=stable)
+    return with_hedge(chosen, latest, params.hedge)
+
+
+def history_length(formation: int, params: SelectionParams, step: int) -> int:
+    """Candles :func:`choose_couples` needs for a formation window of ``formation``."""
+    return formation + (params.stable_of - 1) * step
+
+
+def formation_length(candles: int, params: SelectionParams, step: int) -> int:
+    """The formation window inside a panel of ``candles`` (see :func:`history_length`)."""
+    return candles - (params.stable_of - 1) * step

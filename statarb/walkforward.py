@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from statarb.selection import SelectionParams, choose_couples
+from statarb.selection import SelectionParams, choose_couples, history_length
 
 __all__ = [
     "Formation", "Universe", "WalkForwardParams", "align_closes", "from_couples", "full_window",
@@ -241,7 +241,10 @@ def walk_forward(
     valid_cum = np.vstack([np.zeros((1, len(coins)), dtype=np.int64), np.cumsum(finite, axis=0)])
     candle_hours = freq / pd.Timedelta(hours=1)
 
-    earliest = wf.formation
+    # With selection stability, each formation also looks at the windows of the
+    # stable_of - 1 re-formations before it.
+    history = history_length(wf.formation, selection, wf.reform_every)
+    earliest = history
     if first is not None:
         earliest = max(earliest, int(index.searchsorted(pd.Timestamp(first))))
     starts = [
@@ -254,8 +257,8 @@ def walk_forward(
 
     formations: list[Formation] = []
     for start in starts:
-        lo = start - wf.formation
-        complete = (valid_cum[start] - valid_cum[lo]) == wf.formation
+        lo = start - history
+        complete = (valid_cum[start] - valid_cum[lo]) == history
         usable = (
             complete
             & (first_row + min_history <= start)
@@ -267,7 +270,8 @@ def walk_forward(
         else:
             cols = [coins.index(c) for c in members]
             window = pd.DataFrame(log_closes[lo:start, cols], columns=members)
-            chosen = choose_couples(window, selection, candle_hours=candle_hours)
+            chosen = choose_couples(window, selection, candle_hours=candle_hours,
+                                    step=wf.reform_every)
         n = len(chosen)
         z = np.full((n, wf.span), np.nan)
         sp = np.full((n, wf.span), np.nan)

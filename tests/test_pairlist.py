@@ -102,6 +102,29 @@ def test_selection_equals_the_selection_function_and_is_published(make_filter, f
     assert len(exchange.calls) == 1
 
 
+def test_stable_selection_fetches_the_earlier_formations_too(make_filter, frames,
+                                                             tmp_path: Path) -> None:
+    """stable_in of stable_of: the filter fetches stable_of - 1 refreshes more candles and
+    selects exactly what the selection function selects on that longer panel."""
+    exchange = FakeExchange(frames)
+    pl = make_filter(exchange, lookback_days=30, max_couples=3, stable_in=2, stable_of=3,
+                     refresh_period=86400, hedge="tls")
+    whitelist = pl.filter_pairlist(list(frames), {})
+    history = 720 + 2 * 24
+    assert exchange.calls[0][1] == history
+    panel = pd.DataFrame({
+        p.split("/")[0]: np.log(f.set_index("date")["close"].iloc[-history:])
+        for p, f in frames.items()
+    })
+    expected = choose_couples(panel, SelectionParams(
+        correction="none", max_couples=3, stable_in=2, stable_of=3, hedge="tls"), step=24)
+    assert whitelist == [f"{c}/USDT:USDT" for r in expected.itertuples() for c in (r.y, r.x)]
+    doc = json.loads((tmp_path / published.FILE_NAME).read_text())
+    assert pd.Timestamp(doc["formation_start"]) == END - pd.Timedelta(hours=720)
+    with pytest.raises(OperationalException, match="refresh_period=0 s must be at least"):
+        make_filter(exchange, stable_of=2, refresh_period=0)
+
+
 def test_bad_coins_are_skipped_and_failures_keep_the_last_selection(
     make_filter, frames, caplog
 ) -> None:

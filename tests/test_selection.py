@@ -553,3 +553,43 @@ def test_a_nan_pvalue_does_not_block_the_bh_correction() -> None:
     assert not screened.loc[nan_rows, "selected"].any()
     chosen = screened[screened["selected"]]
     assert {frozenset((r.y, r.x)) for r in chosen.itertuples()} == {frozenset(("X", "Y"))}
+
+
+def test_stability_keeps_couples_eligible_in_k_of_the_last_n_windows() -> None:
+    """choose_couples with stable_in of stable_of, against a loop over the windows."""
+    from tests.shared_data import coins, log_window
+
+    step, window = 24, 24 * 30
+    panel = log_window("2025-12-01", window + 4 * step, coins())
+    base = SelectionParams(correction="none", max_couples=10)
+    eligible = []
+    for back in range(5):
+        part = panel.iloc[len(panel) - back * step - window:len(panel) - back * step]
+        screened = screen_couples(engle_granger(part), base)
+        eligible.append({tuple(sorted(k)) for k in screened.loc[
+            screened["eligible"], ["y", "x"]].itertuples(index=False)})
+    latest = panel.iloc[-window:]
+    plain = choose_couples(latest, base)
+    # 1 of n: the latest window alone decides, as without stability.
+    one = choose_couples(panel, SelectionParams(**{**base.to_dict(), "stable_of": 5}),
+                         step=step)
+    assert one["ok_stable"].all()
+    pd.testing.assert_frame_equal(one.drop(columns="ok_stable"), plain)
+    for k in (2, 3, 5):
+        params = SelectionParams(**{**base.to_dict(), "stable_in": k, "stable_of": 5})
+        chosen = choose_couples(panel, params, step=step)
+        keys = {tuple(sorted(c)) for c in chosen[["y", "x"]].itertuples(index=False)}
+        for key in keys:
+            assert key in eligible[0] and sum(key in e for e in eligible) >= k, key
+        # Nothing stable enough is dropped except for a coin already used or the cap.
+        screened = screen_couples(engle_granger(latest), params, stable={
+            key for key in set().union(*eligible) if sum(key in e for e in eligible) >= k})
+        assert keys == {tuple(sorted(c)) for c in screened.loc[
+            screened["selected"], ["y", "x"]].itertuples(index=False)}
+    strict = choose_couples(panel, SelectionParams(**{**base.to_dict(), "stable_in": 5,
+                                                      "stable_of": 5}), step=step)
+    assert len(strict) < len(plain)
+    with pytest.raises(ValueError, match="needs the re-formation step"):
+        choose_couples(panel, SelectionParams(stable_in=2, stable_of=3))
+    with pytest.raises(ValueError, match="stable_in=4 must be at most stable_of=3"):
+        SelectionParams(stable_in=4, stable_of=3)

@@ -32,7 +32,8 @@ def _cut(frames: dict[str, pd.DataFrame], end: pd.Timestamp) -> dict[str, pd.Dat
 @pytest.mark.parametrize(("wf", "sel"), [
     (WF, SEL),
     (WalkForwardParams(z_half_lives=4.0), SelectionParams(correction="none", hedge="tls")),
-], ids=["OLS, fixed z window", "TLS, z window of 4 half-lives"])
+    (WF, SelectionParams(correction="none", stable_in=2, stable_of=3)),
+], ids=["OLS, fixed z window", "TLS, z window of 4 half-lives", "stable in 2 of 3"])
 def test_truncating_the_data_changes_nothing_before_the_cut(frames, wf, sel) -> None:
     full = walk_forward(frames, sel, wf, min_history=wf.formation + wf.z_window)
     cut_at = pd.Timestamp("2025-08-11 13:00", tz="UTC")
