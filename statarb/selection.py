@@ -52,6 +52,7 @@ class SelectionParams:
     max_couples: int = 5
     both_orientations: bool = True
     hedge: str = "ols"
+    kalman_delta: float = 1e-5
     stable_in: int = 1
     stable_of: int = 1
 
@@ -86,7 +87,15 @@ class SelectionParams:
         if self.hedge not in HEDGES:
             raise ValueError(
                 f"hedge={self.hedge!r} must be one of {HEDGES} (ols: the Engle-Granger fit; "
-                "tls: total least squares, symmetric in the two coins)"
+                "tls: total least squares, symmetric in the two coins; kalman: a ratio "
+                "updated every candle)"
+            )
+        if (isinstance(self.kalman_delta, bool) or not isinstance(self.kalman_delta, int | float)
+                or not 0.0 <= self.kalman_delta <= 0.01):
+            raise ValueError(
+                f"kalman_delta={self.kalman_delta!r} must be a number in [0, 0.01]: the "
+                "Kalman state noise (0: recursive least squares; the ratio weighs about "
+                "1/sqrt(kalman_delta) recent candles)"
             )
 
     @classmethod
@@ -218,7 +227,7 @@ def choose_couples(
     if params.stable_of == 1:
         results = engle_granger(log_prices, maxlag=maxlag, autolag="aic")
         chosen = select_couples(results, params, candle_hours=candle_hours)
-        return with_hedge(chosen, log_prices, params.hedge)
+        return with_hedge(chosen, log_prices, params.hedge, kalman_delta=params.kalman_delta)
     if step is None or step < 1:
         raise ValueError(f"stable_of={params.stable_of} needs the re-formation step in "
                          f"candles (step={step})")
@@ -242,7 +251,7 @@ def choose_couples(
     stable = {k for k, n in counts.items() if n >= params.stable_in}
     latest = log_prices.iloc[len(log_prices) - window:]
     chosen = select_couples(current, params, candle_hours=candle_hours, stable=stable)
-    return with_hedge(chosen, latest, params.hedge)
+    return with_hedge(chosen, latest, params.hedge, kalman_delta=params.kalman_delta)
 
 
 def history_length(formation: int, params: SelectionParams, step: int) -> int:

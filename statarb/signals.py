@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from statarb.params import reject_unknown
-from statarb.walkforward import Universe
+from statarb.walkforward import Universe, held_series
 
 __all__ = [
     "EXIT_REASONS",
@@ -251,6 +251,7 @@ def plan_trips(
     tradable = tradable_from or {}
     trips: list[Trip] = []
     open_: list[int] = []  # indexes into trips
+    held_z: dict[int, np.ndarray] = {}  # trips whose ratio is their entry candle's
     busy = set(busy or ())
     # Couples stopped out (z, time or pair stop) re-arm only once z is back inside entry_z:
     # re-entering the same divergence at once would pay fees on a relationship that failed.
@@ -276,9 +277,10 @@ def plan_trips(
                     trip.side, trip.beta, opens[trip.entry_row + 1, iy],
                     opens[trip.entry_row + 1, ix], closes[t, iy], closes[t, ix],
                 )
+                held = held_z.get(idx)
+                z_now = f.z[trip.slot, j] if held is None else held[t - trip.entry_row]
                 reason = exit_reason(
-                    float(f.z[trip.slot, j]), trip.side, t - trip.entry_row,
-                    trip.half_life, pnl, p,
+                    float(z_now), trip.side, t - trip.entry_row, trip.half_life, pnl, p,
                 )
             if reason:
                 trips[idx] = _close(trip, t, reason)
@@ -296,6 +298,9 @@ def plan_trips(
         # The last row may signal too: live, the next candle is when the orders fill.
         can_enter = no_block or not blocked[t]
         zs = f.z[:, j].tolist()
+        # A moving (Kalman) ratio: an entry holds the ratio of its candle.
+        moving = None if f.beta is None or f.alpha is None else (
+            f.alpha[:, j].tolist(), f.beta[:, j].tolist())
         for slot, (name, y, x, alpha, beta, half_life) in enumerate(rows):
             z = zs[slot]
             if name in disarmed:
@@ -309,9 +314,16 @@ def plan_trips(
             if t < tradable.get(y, 0) or t < tradable.get(x, 0):
                 continue
             side = entry_side(z, p)
-            if side == 0 or not edge_ok(z, float(f.spread_std[slot, j]), beta, p):
+            if side == 0:
+                continue
+            if moving is not None:
+                alpha, beta = moving[0][slot], moving[1][slot]
+            if not edge_ok(z, float(f.spread_std[slot, j]), beta, p):
                 continue
             trips.append(Trip(name, y, x, k, slot, side, alpha, beta, half_life, t, z))
+            if moving is not None:
+                held_z[len(trips) - 1] = held_series(
+                    universe, k, slot, t, alpha=alpha, beta=beta, half_life=half_life)[0]
             open_.append(len(trips) - 1)
             busy.update((y, x))
         busy -= freed
@@ -351,7 +363,8 @@ def coin_views(universe: Universe, trips: list[Trip]) -> dict[str, CoinView]:
     }
     forms = universe.formations
 
-    def paint(coin: str, role: str, f_idx: int, slot: int, lo: int, hi: int, name: str) -> None:
+    def paint(coin: str, role: str, f_idx: int, slot: int, lo: int, hi: int, name: str,
+              trip: Trip | None = None) -> None:
         f = forms[f_idx]
         hi = min(hi, f.start + universe.params.span, n)
         if hi <= lo:
@@ -359,10 +372,16 @@ def coin_views(universe: Universe, trips: list[Trip]) -> dict[str, CoinView]:
         v = views[coin]
         j0, j1 = lo - f.start, hi - f.start
         v.couple[lo:hi], v.role[lo:hi] = name, role
+        v.half_life[lo:hi] = float(f.couples["half_life"].iloc[slot])
+        if trip is not None and f.beta is not None:  # held at its entry candle's ratio
+            z, spread = held_series(universe, f_idx, slot, lo, alpha=trip.alpha,
+                                    beta=trip.beta, half_life=trip.half_life)
+            v.z[lo:hi], v.spread[lo:hi], v.beta[lo:hi] = z[:hi - lo], spread[:hi - lo], trip.beta
+            return
         v.z[lo:hi] = f.z[slot, j0:j1]
         v.spread[lo:hi] = f.spread[slot, j0:j1]
-        v.beta[lo:hi] = float(f.couples["beta"].iloc[slot])
-        v.half_life[lo:hi] = float(f.couples["half_life"].iloc[slot])
+        v.beta[lo:hi] = (float(f.couples["beta"].iloc[slot]) if f.beta is None
+                         else f.beta[slot, j0:j1])
 
     for k, f in enumerate(forms):
         end = forms[k + 1].start if k + 1 < len(forms) else n
@@ -372,8 +391,8 @@ def coin_views(universe: Universe, trips: list[Trip]) -> dict[str, CoinView]:
             paint(row.x, "x", k, slot, f.start, end, name)
     for trip in trips:  # open trips take priority
         end = trip.exit_row + 1 if trip.exit_row >= 0 else n
-        paint(trip.y, "y", trip.formation, trip.slot, trip.entry_row, end, trip.couple)
-        paint(trip.x, "x", trip.formation, trip.slot, trip.entry_row, end, trip.couple)
+        for coin, role in ((trip.y, "y"), (trip.x, "x")):
+            paint(coin, role, trip.formation, trip.slot, trip.entry_row, end, trip.couple, trip)
     return views
 
 

@@ -19,12 +19,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 
+from statarb.hedge import KALMAN_COLUMNS, KalmanStart, kalman_filter
 from statarb.selection import SelectionParams, choose_couples, history_length
 
 __all__ = [
     "Formation", "Universe", "WalkForwardParams", "align_closes", "from_couples", "full_window",
-    "price_matrix", "walk_forward",
+    "held_series", "price_matrix", "walk_forward",
 ]
 
 
@@ -85,6 +87,14 @@ class Formation:
     ``half_life`` ...) in quality order. ``z``, ``spread`` and ``spread_std`` have one row
     per couple and ``span`` columns: position ``j`` is the candle ``start + j``; NaN past
     the data.
+
+    With the Kalman hedge (``selection.hedge: kalman``) the ratio moves: ``alpha`` and
+    ``beta`` (same shape) are the filter's values after each candle, ``z`` and
+    ``spread_std`` are the spread's over the couple's window *with that candle's ratio*
+    (what an entry at that candle would hold), ``spread`` is ``log y - alpha_t - beta_t
+    log x``. A couple entered keeps the ratio of its entry candle
+    (:func:`held_series`). Without it both are None and the couple's ratio is the
+    formation's.
     """
 
     start: int
@@ -94,6 +104,8 @@ class Formation:
     spread: np.ndarray
     spread_std: np.ndarray
     universe: list[str] = field(default_factory=list)
+    alpha: np.ndarray | None = None
+    beta: np.ndarray | None = None
 
 
 @dataclass
@@ -172,6 +184,88 @@ def _matrix(
         out[pos[ok], j] = values[ok]
     out[~(out > 0)] = np.nan  # non-positive prices are not prices
     return out
+
+
+def _window_z(
+    log_y: np.ndarray, log_x: np.ndarray, beta: np.ndarray, window: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """z-score and std (ddof 1) of the last value of ``log y - beta_t log x`` over each
+    window of ``window`` candles ending at t, the ratio of t applied to the whole window
+    (:func:`statarb.signals.latest_zscore` at every t). ``log_y``/``log_x`` hold
+    ``window - 1`` candles before the first t; ``beta`` has one value per t."""
+    wy = sliding_window_view(log_y, window)
+    wx = sliding_window_view(log_x, window)
+    seg = wy - beta[:, None] * wx
+    std = seg.std(axis=1, ddof=1)
+    std = np.where(std > 0, std, np.nan)
+    return (seg[:, -1] - seg.mean(axis=1)) / std, std
+
+
+def held_series(
+    universe: Universe, formation: int, slot: int, row: int, *, alpha: float, beta: float,
+    half_life: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """z-score and spread of a couple held at the fixed line ``alpha + beta log x`` from
+    candle ``row``
+    to the end of its formation's span: how an open couple is judged (the live
+    :meth:`statarb.ft.couples.CouplePlan.couple_exit` computes the same per candle).
+    Without a moving ratio these are the formation's own arrays."""
+    f = universe.formations[formation]
+    span = universe.params.span
+    j0 = row - f.start
+    if f.beta is None:
+        return f.z[slot, j0:], f.spread[slot, j0:]
+    hi = min(f.start + span, len(universe.index))
+    window = universe.params.window_for(half_life)
+    lo = row - window + 1
+    n = span - j0
+    z, spread = np.full(n, np.nan), np.full(n, np.nan)
+    if hi <= row or lo < 0:
+        return z, spread
+    ly = np.log(universe.closes[lo:hi, universe.col(str(f.couples["y"].iloc[slot]))])
+    lx = np.log(universe.closes[lo:hi, universe.col(str(f.couples["x"].iloc[slot]))])
+    zs, _ = _window_z(ly, lx, np.full(hi - row, beta), window)
+    z[:hi - row] = zs
+    spread[:hi - row] = ly[window - 1:] - beta * lx[window - 1:] - alpha
+    return z, spread
+
+
+def _kalman_series(
+    log_closes: np.ndarray, start: int, span: int, window: int, iy: int, ix: int,
+    kf: KalmanStart, filter_from: int,
+) -> tuple[np.ndarray, ...]:
+    """Spread, z, std, alpha and beta of a Kalman-hedged couple for candles
+    ``start .. start + span``; the filter runs from ``filter_from`` (the candle after the
+    formation window; before it the values are the formation's)."""
+    hi = min(start + span, len(log_closes))
+    out = [np.full(span, np.nan) for _ in range(5)]
+    if hi <= start:
+        return tuple(out)
+    lo_f = min(filter_from, start)
+    a, b = np.full(hi - lo_f, kf.alpha), np.full(hi - lo_f, kf.beta)
+    if hi > filter_from:
+        af, bf = kalman_filter(log_closes[filter_from:hi, iy], log_closes[filter_from:hi, ix], kf)
+        a[filter_from - lo_f:], b[filter_from - lo_f:] = af, bf
+    a, b = a[start - lo_f:], b[start - lo_f:]
+    lo = start - window + 1
+    ly, lx = log_closes[lo:hi, iy], log_closes[lo:hi, ix]
+    # A candle the filter skipped (a missing price) has no ratio: nothing is decided there.
+    z, std = _window_z(ly, lx, np.nan_to_num(b, nan=0.0), window)
+    z[~np.isfinite(b)], std[~np.isfinite(b)] = np.nan, np.nan
+    n = hi - start
+    out[0][:n] = ly[window - 1:] - b * lx[window - 1:] - a
+    out[1][:n], out[2][:n], out[3][:n], out[4][:n] = z, std, a, b
+    return tuple(out)
+
+
+def _kalman_arrays(n: int, span: int, kalman: bool) -> tuple[np.ndarray | None, ...]:
+    if not kalman:
+        return None, None
+    return np.full((n, span), np.nan), np.full((n, span), np.nan)
+
+
+def _is_kalman(couples: pd.DataFrame) -> bool:
+    return not couples.empty and all(c in couples.columns for c in KALMAN_COLUMNS)
 
 
 def _formation_series(
@@ -272,19 +366,34 @@ def walk_forward(
             window = pd.DataFrame(log_closes[lo:start, cols], columns=members)
             chosen = choose_couples(window, selection, candle_hours=candle_hours,
                                     step=wf.reform_every)
-        n = len(chosen)
-        z = np.full((n, wf.span), np.nan)
-        sp = np.full((n, wf.span), np.nan)
-        sd = np.full((n, wf.span), np.nan)
-        for i, row in enumerate(chosen.itertuples(index=False)):
-            sp[i], z[i], sd[i] = _formation_series(
-                log_closes, start, wf, coins.index(row.y), coins.index(row.x),
-                float(row.beta), float(row.alpha), float(row.half_life),
-            )
-        formations.append(
-            Formation(start, index[start], chosen.reset_index(drop=True), z, sp, sd, members)
-        )
+        chosen = chosen.reset_index(drop=True)
+        formations.append(_series(log_closes, coins, chosen, wf, start, start, index, members))
     return Universe(index, coins, closes, opens, wf, formations)
+
+
+def _series(
+    log_closes: np.ndarray, coins: list[str], chosen: pd.DataFrame, wf: WalkForwardParams,
+    start: int, filter_from: int, index: pd.DatetimeIndex, members: list[str],
+) -> Formation:
+    """The formation of ``chosen`` valued from candle row ``start`` over ``wf.span``."""
+    n = len(chosen)
+    z, sp, sd = (np.full((n, wf.span), np.nan) for _ in range(3))
+    kalman = _is_kalman(chosen)
+    al, be = _kalman_arrays(n, wf.span, kalman)
+    for i, row in enumerate(chosen.itertuples(index=False)):
+        iy, ix = coins.index(row.y), coins.index(row.x)
+        if kalman:
+            assert al is not None and be is not None
+            sp[i], z[i], sd[i], al[i], be[i] = _kalman_series(
+                log_closes, start, wf.span, wf.window_for(float(row.half_life)), iy, ix,
+                KalmanStart.from_row(row), filter_from,
+            )
+        else:
+            sp[i], z[i], sd[i] = _formation_series(
+                log_closes, start, wf, iy, ix, float(row.beta), float(row.alpha),
+                float(row.half_life),
+            )
+    return Formation(start, index[start], chosen, z, sp, sd, members, al, be)
 
 
 def full_window(
@@ -321,14 +430,8 @@ def full_window(
     cols = [list(frames).index(c) for c in members]
     window = pd.DataFrame(log_closes[first:, cols], columns=members)
     chosen = choose_couples(window, selection, candle_hours=freq / pd.Timedelta(hours=1))
-    n = len(chosen)
-    z, sp, sd = (np.full((n, wf.span), np.nan) for _ in range(3))
-    for i, row in enumerate(chosen.itertuples(index=False)):
-        sp[i], z[i], sd[i] = _formation_series(
-            log_closes, first, wf, list(frames).index(row.y), list(frames).index(row.x),
-            float(row.beta), float(row.alpha), float(row.half_life),
-        )
-    form = Formation(first, index[first], chosen.reset_index(drop=True), z, sp, sd, members)
+    form = _series(log_closes, list(frames), chosen.reset_index(drop=True), wf, first, first,
+                   index, members)
     return Universe(index, list(frames), closes, opens, wf, [form])
 
 
@@ -339,12 +442,16 @@ def from_couples(
     start: int,
     *,
     freq: pd.Timedelta | None = None,
+    filter_from: int | None = None,
 ) -> Universe:
     """A universe with one formation of given ``couples`` (``y``, ``x``, ``alpha``,
     ``beta``, ``half_life`` in candles, coin names), valued from candle row ``start``.
 
     Live, the couples come from the pairlist's published selection rather than from a
     walk-forward over history; this gives them the same causal spread and z-score.
+    Kalman-hedged couples (with :data:`statarb.hedge.KALMAN_COLUMNS`) need
+    ``filter_from``, the row of the first candle after their formation window: their
+    filter runs from there, as the walk-forward's does.
     """
     freq = pd.Timedelta(hours=1) if freq is None else freq
     index = align_closes(frames, freq)
@@ -364,13 +471,9 @@ def from_couples(
         formation=max(100, wf.z_window), reform_every=span, z_window=wf.z_window, horizon=0,
         z_half_lives=wf.z_half_lives,
     )
-    log_closes = np.log(closes)
-    n = len(couples)
-    z, sp, sd = (np.full((n, span), np.nan) for _ in range(3))
-    for i, row in enumerate(couples.itertuples(index=False)):
-        sp[i], z[i], sd[i] = _formation_series(
-            log_closes, start, params, coins.index(row.y), coins.index(row.x),
-            float(row.beta), float(row.alpha), float(row.half_life),
-        )
-    form = Formation(start, index[start], couples.reset_index(drop=True), z, sp, sd, coins)
+    if _is_kalman(couples) and filter_from is None:
+        raise ValueError("Kalman-hedged couples need filter_from, the row after their "
+                         "formation window")
+    form = _series(np.log(closes), coins, couples.reset_index(drop=True), params, start,
+                   start if filter_from is None else filter_from, index, coins)
     return Universe(index, coins, closes, opens, params, [form])

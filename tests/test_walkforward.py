@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from statarb.selection import SelectionParams, choose_couples
-from statarb.signals import SignalParams, build_plan
-from statarb.walkforward import WalkForwardParams, walk_forward
+from statarb.signals import SignalParams, build_plan, couple_pnl, exit_reason, latest_zscore
+from statarb.walkforward import WalkForwardParams, from_couples, walk_forward
 from tests.shared_data import FUTURES, coins
 
 WF = WalkForwardParams()  # 60-day formation, daily re-formation, z over 100 candles
@@ -33,7 +33,9 @@ def _cut(frames: dict[str, pd.DataFrame], end: pd.Timestamp) -> dict[str, pd.Dat
     (WF, SEL),
     (WalkForwardParams(z_half_lives=4.0), SelectionParams(correction="none", hedge="tls")),
     (WF, SelectionParams(correction="none", stable_in=2, stable_of=3)),
-], ids=["OLS, fixed z window", "TLS, z window of 4 half-lives", "stable in 2 of 3"])
+    (WF, SelectionParams(correction="none", hedge="kalman", kalman_delta=1e-4)),
+], ids=["OLS, fixed z window", "TLS, z window of 4 half-lives", "stable in 2 of 3",
+        "Kalman ratio"])
 def test_truncating_the_data_changes_nothing_before_the_cut(frames, wf, sel) -> None:
     full = walk_forward(frames, sel, wf, min_history=wf.formation + wf.z_window)
     cut_at = pd.Timestamp("2025-08-11 13:00", tz="UTC")
@@ -49,6 +51,10 @@ def test_truncating_the_data_changes_nothing_before_the_cut(frames, wf, sel) -> 
         m = n - a.start  # values of candles before the cut
         np.testing.assert_array_equal(a.z[:, :m], b.z[:, :m])
         np.testing.assert_array_equal(a.spread_std[:, :m], b.spread_std[:, :m])
+        assert (a.beta is None) == (b.beta is None)
+        assert (a.beta is not None) == (sel.hedge == "kalman" and len(a.couples) > 0)
+        if a.beta is not None:
+            np.testing.assert_array_equal(a.beta[:, :m], b.beta[:, :m])
 
     params = SignalParams()
     plan_full, plan_part = build_plan(full, params), build_plan(part, params)
@@ -131,3 +137,52 @@ def test_z_window_tied_to_the_half_life() -> None:
     for bad in (-1.0, 51.0, "4"):
         with pytest.raises(ValueError, match="z_half_lives="):
             WalkForwardParams(z_half_lives=bad)
+
+
+def test_a_kalman_couple_enters_at_its_candles_ratio_and_is_held_at_it(frames) -> None:
+    """With the Kalman hedge an entry takes the filter's ratio of its candle, and the
+    couple is then judged on the spread it holds (that ratio, fixed): a naive replay of
+    the exit rules with latest_zscore (what a running bot computes) finds the plan's
+    exits. The live universe built from a formation's couples filters the same way."""
+    sel = SelectionParams(correction="none", hedge="kalman", kalman_delta=1e-4)
+    u = walk_forward(frames, sel, WF)
+    params = SignalParams()
+    plan = build_plan(u, params)
+    assert len(plan.trips) >= 15
+    moved = 0
+    for trip in plan.trips:
+        f = u.formations[trip.formation]
+        j = trip.entry_row - f.start
+        assert f.beta is not None and f.alpha is not None
+        assert trip.beta == f.beta[trip.slot, j] and trip.alpha == f.alpha[trip.slot, j]
+        moved += trip.beta != float(f.couples["beta"].iloc[trip.slot])
+        iy, ix = u.col(trip.y), u.col(trip.x)
+        w = u.params.window_for(trip.half_life)
+
+        def z_at(t: int, beta: float, w: int = w, iy: int = iy, ix: int = ix) -> float:
+            return latest_zscore(np.log(u.closes[t - w + 1:t + 1, iy]),
+                                 np.log(u.closes[t - w + 1:t + 1, ix]), beta)
+
+        assert z_at(trip.entry_row, trip.beta) == pytest.approx(trip.z_entry, rel=1e-9)
+        if trip.exit_row < 0 or trip.reason == "horizon":
+            continue
+        found = None
+        for t in range(trip.entry_row + 1, trip.exit_row + 1):
+            pnl = couple_pnl(trip.side, trip.beta, u.opens[trip.entry_row + 1, iy],
+                             u.opens[trip.entry_row + 1, ix], u.closes[t, iy], u.closes[t, ix])
+            found = exit_reason(z_at(t, trip.beta), trip.side, t - trip.entry_row,
+                                trip.half_life, pnl, params)
+            if found:
+                assert (t, found) == (trip.exit_row, trip.reason), trip
+                break
+        assert found == trip.reason, trip
+    assert moved == len(plan.trips)  # the ratio moved on from the formation's
+
+    f = next(f for f in u.formations if len(f.couples) >= 2)
+    live = from_couples(frames, f.couples, WF, f.start, filter_from=f.start)
+    g = live.formations[0]
+    assert g.beta is not None and f.beta is not None
+    np.testing.assert_allclose(g.beta[:, :WF.span], f.beta, rtol=1e-12)
+    np.testing.assert_allclose(g.z[:, :WF.span], f.z, rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="filter_from"):
+        from_couples(frames, f.couples, WF, f.start)
