@@ -37,7 +37,8 @@ logger = logging.getLogger(__name__)
 
 SELECTION_KEYS = (
     "max_pvalue", "correction", "min_half_life_hours", "max_half_life_hours", "min_ret_corr",
-    "min_crossings", "max_couples", "both_orientations", "hedge", "stable_in", "stable_of",
+    "min_crossings", "max_couples", "both_orientations", "hedge", "kalman_delta", "stable_in",
+    "stable_of",
 )
 
 
@@ -192,7 +193,12 @@ class CointegrationFilter(IPairList):
             "hedge": {"type": "option", "default": d.hedge, "options": list(HEDGES),
                       "description": "Hedge ratio",
                       "help": "ols: the Engle-Granger fit; tls: total least squares "
-                              "(symmetric in the two coins)."},
+                              "(symmetric in the two coins); kalman: a ratio updated "
+                              "every candle."},
+            "kalman_delta": {"type": "number", "default": d.kalman_delta,
+                             "description": "Kalman state noise",
+                             "help": "hedge kalman: the ratio weighs about "
+                                     "1/sqrt(kalman_delta) recent candles (0: all)."},
         }
 
     @property

@@ -75,7 +75,7 @@ class KalmanStart:
     ``P0 = r (X'X / n)^-1``, takes state noise ``W = delta / (1 - delta) * P0`` per
     candle, and runs through the window. So the ratio at the formation time is already
     the filter's own, weighing about ``1 / sqrt(delta)`` recent candles in steady state
-    (1e-5: about 316 hours), whatever the coins' price levels; and with ``delta = 0`` it
+    (1e-4: about 100 hours), whatever the coins' price levels; and with ``delta = 0`` it
     is exactly least squares: the OLS line at the formation time, then the least-squares
     fit of the window and every candle since, the window's candles weighted ``1 + 1/n``
     by the prior (a test checks it against statsmodels' WLS).

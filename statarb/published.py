@@ -13,12 +13,15 @@ import math
 import os
 import tempfile
 import threading
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from statarb.hedge import KALMAN_COLUMNS
 
 __all__ = ["Couple", "Selection", "latest", "publish", "read"]
 
@@ -37,6 +40,9 @@ class Couple:
     pvalue: float
     pvalue_adj: float
     tstat: float
+    # The Kalman hedge's filter state at the formation's end (statarb.hedge.KALMAN_COLUMNS),
+    # None for a fixed ratio: a running bot filters on from there, as the backtest does.
+    kalman: dict[str, float] | None = None
 
     @property
     def name(self) -> str:
@@ -62,6 +68,27 @@ class Selection:
     def pairs(self) -> list[str]:
         """Coins of the selected couples, best couple first, y before x."""
         return [p for c in self.couples for p in (c.y, c.x)]
+
+    def couples_frame(self, coins: Collection[str], candle_hours: float) -> pd.DataFrame:
+        """The couples whose coins are both in ``coins``, as the core's couple table
+        (:func:`statarb.walkforward.from_couples`): coin names, half-life in candles, and
+        the Kalman state columns when the couples were chosen with the Kalman hedge."""
+        chosen = [c for c in self.couples
+                  if c.y.split("/")[0] in coins and c.x.split("/")[0] in coins]
+        kalman = bool(chosen) and all(c.kalman for c in chosen)
+        return pd.DataFrame(
+            [{"y": c.y.split("/")[0], "x": c.x.split("/")[0], "alpha": c.alpha, "beta": c.beta,
+              "half_life": c.half_life_hours / candle_hours,
+              **(c.kalman if kalman and c.kalman else {})} for c in chosen],
+            columns=["y", "x", "alpha", "beta", "half_life",
+                     *(KALMAN_COLUMNS if kalman else ())],
+        )
+
+    def filter_row(self, index: pd.DatetimeIndex) -> int:
+        """Row of ``index`` where the formation window ended (the first candle after it):
+        a Kalman ratio is filtered on from there. Candles before the bot's first one
+        cannot be replayed; then its first row."""
+        return int(index.searchsorted(pd.Timestamp(self.formation_end)))
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -94,16 +121,19 @@ class Selection:
         settings: str = "",
     ) -> Selection:
         """From :func:`statarb.selection.select_couples` output (coin names -> pairs)."""
+        kalman = all(c in chosen.columns for c in KALMAN_COLUMNS)
         couples = tuple(
             Couple(
                 y=pair_of[r.y], x=pair_of[r.x], alpha=float(r.alpha), beta=float(r.beta),
                 half_life_hours=float(r.half_life_hours), pvalue=float(r.pvalue_couple),
                 pvalue_adj=float(r.pvalue_adj), tstat=float(r.tstat),
+                kalman={c: float(getattr(r, c)) for c in KALMAN_COLUMNS} if kalman else None,
             )
             for r in chosen.itertuples(index=False)
         )
         for c in couples:
-            if not all(math.isfinite(v) for v in (c.alpha, c.beta, c.half_life_hours)):
+            values = (c.alpha, c.beta, c.half_life_hours, *(c.kalman or {}).values())
+            if not all(math.isfinite(v) for v in values):
                 raise ValueError(f"couple {c.name} has non-finite values: {c}")
         return cls(couples, formation_start, formation_end, created, timeframe,
                    dict(skipped or {}), tuple(inputs), settings)

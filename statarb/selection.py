@@ -52,7 +52,7 @@ class SelectionParams:
     max_couples: int = 5
     both_orientations: bool = True
     hedge: str = "ols"
-    kalman_delta: float = 1e-5
+    kalman_delta: float = 1e-4
     stable_in: int = 1
     stable_of: int = 1
 

@@ -35,6 +35,7 @@ from statarb.ft.entries import CoupleEntries
 from statarb.ft.runmode import Mode, run_mode, universe_pairs
 from statarb.ft.supervisor import LegSupervisor
 from statarb.ft.worker import set_error_retry
+from statarb.hedge import KALMAN_COLUMNS
 from statarb.legs import lone_leg
 from statarb.regime import Regime, market_regime
 from statarb.research.cache import FormationCache
@@ -180,21 +181,22 @@ class CointPairsStrategy(IStrategy):
             folder = Path(self.config.get("user_data_dir") or "user_data") / "statarb_cache"
             return FormationCache(folder).get_or_build(frames, self.settings, build)
         selection = published.latest()
-        hours = freq / pd.Timedelta(hours=1)
-        couples = pd.DataFrame(
-            [
-                {"y": c.y.split("/")[0], "x": c.x.split("/")[0], "alpha": c.alpha,
-                 "beta": c.beta, "half_life": c.half_life_hours / hours}
-                for c in (selection.couples if selection else ())
-                if c.y.split("/")[0] in frames and c.x.split("/")[0] in frames
-            ],
-            columns=["y", "x", "alpha", "beta", "half_life"],
-        )
-        n = len(align_closes(frames, freq))
+        index = align_closes(frames, freq)
+        couples = (selection.couples_frame(frames, freq / pd.Timedelta(hours=1)) if selection
+                   else pd.DataFrame(columns=["y", "x", "alpha", "beta", "half_life"]))
         wf = self.settings.walk_forward
         # Values for the last week (what FreqUI shows); decisions only on the last candle.
-        start = max(wf.z_window - 1, n - 7 * 24)
-        return from_couples(frames, couples, wf, start, freq=freq)
+        start = max(wf.z_window - 1, len(index) - 7 * 24)
+        filter_from = None
+        if selection is not None and KALMAN_COLUMNS[0] in couples.columns:
+            # The Kalman ratio goes on from the candle after the formation window, as in
+            # the walk-forward.
+            filter_from = selection.filter_row(index)
+            if pd.Timestamp(selection.formation_end) < index[0]:
+                logger.warning("statarb: candles start after the formation end %s; the "
+                               "Kalman ratio is filtered from %s", selection.formation_end,
+                               index[0])
+        return from_couples(frames, couples, wf, start, freq=freq, filter_from=filter_from)
 
     def market_regime(self, log_ref: pd.Series) -> tuple[pd.Series, pd.Series]:
         """Regime per candle and the candles where new entries are blocked."""

@@ -20,6 +20,7 @@ from freqtrade.persistence import init_db
 
 from statarb import published
 from statarb.selection import SelectionParams, choose_couples
+from statarb.walkforward import WalkForwardParams, from_couples, walk_forward
 from tests.offline import REPO
 from tests.shared_data import FUTURES, coins
 
@@ -123,6 +124,39 @@ def test_stable_selection_fetches_the_earlier_formations_too(make_filter, frames
     assert pd.Timestamp(doc["formation_start"]) == END - pd.Timedelta(hours=720)
     with pytest.raises(OperationalException, match="refresh_period=0 s must be at least"):
         make_filter(exchange, stable_of=2, refresh_period=0)
+
+
+def test_a_kalman_selection_is_filtered_on_in_the_bot_as_in_the_backtest(
+        make_filter, frames, tmp_path: Path) -> None:
+    """hedge kalman: the filter's state at the formation end is published with each
+    couple, and the bot's universe built from it a few days later (the strategy's
+    dry-run path) has the ratios and z-scores of the walk-forward formation that starts
+    at the same time."""
+    end = pd.Timestamp("2025-12-09", tz="UTC")  # three couples; the data ends at END
+    exchange = FakeExchange({p: f[f["date"] < end] for p, f in frames.items()})
+    settings = {"max_couples": 3, "hedge": "kalman", "kalman_delta": 1e-4}
+    make_filter(exchange, lookback_days=60, **settings).filter_pairlist(list(frames), {})
+    selection = published.read(tmp_path / published.FILE_NAME)
+    assert selection.couples and all(c.kalman for c in selection.couples)
+    later = {}
+    for c in NAMES:
+        f = pd.read_feather(FUTURES / f"{c}_USDT_USDT-1h-futures.feather")
+        keep = (f["date"] >= end - pd.Timedelta(hours=1440)) & (
+            f["date"] < end + pd.Timedelta(hours=72))
+        later[c] = f.loc[keep, ["date", "open", "close"]].reset_index(drop=True)
+    wf = WalkForwardParams()
+    backtest = walk_forward(later, SelectionParams(correction="none", **settings), wf)
+    formation = backtest.formations[0]
+    assert formation.time == end and formation.beta is not None
+    couples = selection.couples_frame(later, 1.0)
+    row = selection.filter_row(backtest.index)
+    assert row == formation.start
+    bot = from_couples(later, couples, wf, row, filter_from=row).formations[0]
+    assert couples[["y", "x"]].values.tolist() == formation.couples[["y", "x"]].values.tolist()
+    assert bot.beta is not None
+    np.testing.assert_allclose(bot.beta[:, :72], formation.beta[:, :72], rtol=1e-9)
+    np.testing.assert_allclose(bot.z[:, :72], formation.z[:, :72], rtol=1e-7, atol=1e-9)
+    assert np.abs(np.diff(bot.beta[:, :72], axis=1)).max() > 0  # it did move
 
 
 def test_bad_coins_are_skipped_and_failures_keep_the_last_selection(

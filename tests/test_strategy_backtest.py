@@ -35,10 +35,11 @@ HOUR = pd.Timedelta(hours=1)
 
 # Settings other than the default in one run: every rule of statarb.capital (the free
 # stake shared among the couples entering, the per-couple cap, the volatility target),
-# z-score windows tied to each couple's half-life and the total-least-squares hedge.
+# z-score windows tied to each couple's half-life and the Kalman hedge (a ratio that
+# moves every candle: entries at their candle's ratio, couples held and judged at it).
 TARGET_VOL = {"sizing": "target_vol", "target_daily_vol": 0.02, "max_couple_fraction": 0.6}
 VARIANT = {"capital": TARGET_VOL, "walk_forward": {"z_half_lives": 4.0},
-           "selection": {"hedge": "tls"}}
+           "selection": {"hedge": "kalman", "kalman_delta": 1e-4}}
 
 
 def run_backtest(tmp, overlay_section: dict | None = None) -> tuple[pd.DataFrame, str]:
@@ -201,7 +202,7 @@ def test_research_engine_reproduces_the_backtest(backtest, workbench) -> None:
 def test_a_variant_is_the_same_in_freqtrade_and_research(
         backtest, workbench, tmp_path_factory) -> None:
     """A variant with a non-default ``statarb.capital`` rule, half-life z windows and
-    the TLS hedge trades the same way in a real Freqtrade backtest (as a --config
+    the Kalman hedge trades the same way in a real Freqtrade backtest (as a --config
     overlay) as in the research engine, and its sizing really differs: more margin per
     couple than two of Freqtrade's slots, never more than the cap."""
     trades, _ = run_backtest(tmp_path_factory.mktemp("bt_variant"), VARIANT)
