@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 SELECTION_KEYS = (
     "max_pvalue", "correction", "min_half_life_hours", "max_half_life_hours", "min_ret_corr",
     "min_crossings", "max_couples", "both_orientations", "hedge", "kalman_delta", "stable_in",
-    "stable_of",
+    "stable_of", "reference",
 )
 
 
@@ -195,6 +195,10 @@ class CointegrationFilter(IPairList):
                       "help": "ols: the Engle-Granger fit; tls: total least squares "
                               "(symmetric in the two coins); kalman: a ratio updated "
                               "every candle."},
+            "reference": {"type": "string", "default": d.reference,
+                          "description": "Reference coin",
+                          "help": "A coin (e.g. BTC) every couple is formed with; empty: "
+                                  "couples among the coins."},
             "kalman_delta": {"type": "number", "default": d.kalman_delta,
                              "description": "Kalman state noise",
                              "help": "hedge kalman: the ratio weighs about "
@@ -249,6 +253,10 @@ class CointegrationFilter(IPairList):
         panel = build_log_panel(closes, end - self._history * freq, end, freq)
         start = end - self._lookback * freq  # the formation window itself
         skipped = {pair_of[c]: r for c, r in {**panel.not_covered, **panel.bad}.items()}
+        reference = self._params.reference
+        if reference and reference not in panel.log_prices.columns:
+            self.log_once(f"{self.name}: the reference coin {reference} is not among the "
+                          "pairs with a full formation window; no couples", logger.warning)
         for pair, reason in skipped.items():
             self.log_once(f"{self.name}: skipped {pair}: {reason}", logger.info)
         try:

@@ -66,8 +66,9 @@ class Selection:
 
     @property
     def pairs(self) -> list[str]:
-        """Coins of the selected couples, best couple first, y before x."""
-        return [p for c in self.couples for p in (c.y, c.x)]
+        """Coins of the selected couples, best couple first, y before x; a reference coin
+        shared by several couples once."""
+        return list(dict.fromkeys(p for c in self.couples for p in (c.y, c.x)))
 
     def couples_frame(self, coins: Collection[str], candle_hours: float) -> pd.DataFrame:
         """The couples whose coins are both in ``coins``, as the core's couple table

@@ -55,6 +55,8 @@ class SelectionParams:
     kalman_delta: float = 1e-4
     stable_in: int = 1
     stable_of: int = 1
+    reference: str = ""
+    share_reference: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 < self.max_pvalue < 1.0:
@@ -98,6 +100,19 @@ class SelectionParams:
                 "1/sqrt(kalman_delta) recent candles)"
             )
 
+        if not isinstance(self.reference, str) or not (
+                self.reference == "" or self.reference.isalnum()):
+            raise ValueError(
+                f"reference={self.reference!r} must be a coin name such as 'BTC' or 'ETH' (the "
+                "base of its pair), or '' for couples among the coins"
+            )
+        if not isinstance(self.share_reference, bool) or (
+                self.share_reference and not self.reference):
+            raise ValueError(
+                f"share_reference={self.share_reference!r} must be true or false, and true "
+                "only with a reference coin"
+            )
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SelectionParams:
         """Build from a config mapping, rejecting unknown keys by name."""
@@ -106,6 +121,13 @@ class SelectionParams:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def formation_dict(self) -> dict[str, Any]:
+        """What the chosen couples depend on: every setting but ``share_reference`` (how
+        the plan may hold them), so a formation is built once for both."""
+        values = asdict(self)
+        values.pop("share_reference")
+        return values
 
 
 def screen_couples(
@@ -186,7 +208,7 @@ def screen_couples(
             reasons[i] = "over max_couples"
         else:
             selected[i] = True
-            used.update((y, x))
+            used.update(c for c in (y, x) if c != params.reference)  # the reference is shared
             reasons[i] = "selected"
     out["selected"] = selected
     out["reason"] = reasons
@@ -225,7 +247,7 @@ def choose_couples(
     that is really cointegrated does.
     """
     if params.stable_of == 1:
-        results = engle_granger(log_prices, maxlag=maxlag, autolag="aic")
+        results = _tested(engle_granger(log_prices, maxlag=maxlag, autolag="aic"), params)
         chosen = select_couples(results, params, candle_hours=candle_hours)
         return with_hedge(chosen, log_prices, params.hedge, kalman_delta=params.kalman_delta)
     if step is None or step < 1:
@@ -241,7 +263,8 @@ def choose_couples(
     current = pd.DataFrame()
     for back in range(params.stable_of):
         end = len(log_prices) - back * step
-        past = engle_granger(log_prices.iloc[end - window:end], maxlag=maxlag, autolag="aic")
+        past = _tested(engle_granger(log_prices.iloc[end - window:end], maxlag=maxlag,
+                                     autolag="aic"), params)
         screened = screen_couples(past, params, candle_hours=candle_hours)
         for y, x in screened.loc[screened["eligible"], ["y", "x"]].itertuples(index=False):
             key = (min(y, x), max(y, x))
@@ -252,6 +275,14 @@ def choose_couples(
     latest = log_prices.iloc[len(log_prices) - window:]
     chosen = select_couples(current, params, candle_hours=candle_hours, stable=stable)
     return with_hedge(chosen, latest, params.hedge, kalman_delta=params.kalman_delta)
+
+
+def _tested(results: pd.DataFrame, params: SelectionParams) -> pd.DataFrame:
+    """The couples a formation tests: all of them, or with a reference coin only the
+    couples of each coin with it (so the multiple-testing correction counts those)."""
+    if not params.reference:
+        return results
+    return results[(results["y"] == params.reference) | (results["x"] == params.reference)]
 
 
 def history_length(formation: int, params: SelectionParams, step: int) -> int:

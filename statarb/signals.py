@@ -228,6 +228,7 @@ def plan_trips(
     busy: set[str] | None = None,
     open_couples: int = 0,
     tradable_from: dict[str, int] | None = None,
+    shared: frozenset[str] = frozenset(),
 ) -> list[Trip]:
     """Simulate the rules over every candle and return the couple trades, in entry order.
 
@@ -235,7 +236,9 @@ def plan_trips(
     Live, only the last candle is decided: ``start_row`` is that candle, ``busy`` the
     coins already in open trades and ``open_couples`` the couples already open.
     ``tradable_from[coin]``: no couple with that coin is entered at an earlier row (in
-    backtesting, the candles before Freqtrade trades the pair).
+    backtesting, the candles before Freqtrade trades the pair). ``shared``: coins that may
+    be in several open couples at once (research only: a reference coin's legs netted;
+    Freqtrade holds one trade per pair, so the strategy never passes any).
     """
     n = len(universe.index)
     if blocked is not None and len(blocked) != n:
@@ -285,7 +288,7 @@ def plan_trips(
             if reason:
                 trips[idx] = _close(trip, t, reason)
                 open_.remove(idx)
-                freed.update((trip.y, trip.x))
+                freed.update(c for c in (trip.y, trip.x) if c not in shared)
                 if reason in STOPS:
                     disarmed.add(trip.couple)
         # 2. Entries from the current formation (coins freed now re-enter from t + 1).
@@ -325,7 +328,7 @@ def plan_trips(
                 held_z[len(trips) - 1] = held_series(
                     universe, k, slot, t, alpha=alpha, beta=beta, half_life=half_life)[0]
             open_.append(len(trips) - 1)
-            busy.update((y, x))
+            busy.update(c for c in (y, x) if c not in shared)
         busy -= freed
     return trips
 

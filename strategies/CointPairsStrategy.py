@@ -114,6 +114,14 @@ class CointPairsStrategy(IStrategy):
                 f"({self.time_stop_half_lives.high} half-lives x max_half_life_hours="
                 f"{self.settings.selection.max_half_life_hours} = {longest} h)"
             )
+        if self.settings.selection.share_reference:
+            raise ValueError(
+                "selection.share_reference=true is a research estimate only: Freqtrade holds "
+                "one trade per pair, so a reference coin in several open couples would need "
+                "their legs netted into one trade, which this strategy does not do. Set it "
+                "to false: each couple with the reference then trades alone (a coin in at "
+                "most one open couple)"
+            )
         self.mode = run_mode(config)
         mot = config.get("max_open_trades", 0)
         if self.mode.solo_legs and mot in (-1, math.inf):

@@ -159,6 +159,23 @@ def test_a_kalman_selection_is_filtered_on_in_the_bot_as_in_the_backtest(
     assert np.abs(np.diff(bot.beta[:, :72], axis=1)).max() > 0  # it did move
 
 
+def test_a_reference_coin_is_offered_once_for_all_its_couples(make_filter, frames) -> None:
+    end = pd.Timestamp("2025-12-09", tz="UTC")
+    cut = {p: f[f["date"] < end] for p, f in frames.items()}
+    whitelist = make_filter(FakeExchange(cut), reference="ETH").filter_pairlist(list(cut), {})
+    window = pd.DataFrame({p.split("/")[0]: np.log(f.set_index("date")["close"].iloc[-1440:])
+                           for p, f in cut.items()})
+    expected = choose_couples(window, SelectionParams(correction="none", reference="ETH"))
+    assert len(expected) >= 1 and all("ETH" in (r.y, r.x) for r in expected.itertuples())
+    assert whitelist == list(dict.fromkeys(
+        f"{c}/USDT:USDT" for r in expected.itertuples() for c in (r.y, r.x)))
+    couple = published.Couple("LINK/USDT:USDT", "ETH/USDT:USDT", 0.1, 1.1, 5.0, 0.01, 0.02, -4.0)
+    two = published.Selection(
+        (couple, published.Couple("SOL/USDT:USDT", "ETH/USDT:USDT", 0.2, 0.9, 6.0, 0.01,
+                                  0.02, -4.1)), end, end, end, "1h")
+    assert two.pairs == ["LINK/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"]
+
+
 def test_bad_coins_are_skipped_and_failures_keep_the_last_selection(
     make_filter, frames, caplog
 ) -> None:

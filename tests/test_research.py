@@ -223,6 +223,11 @@ def test_choice_penalises_trials_and_ignores_out_of_sample() -> None:
     # Out-of-sample figures cannot move the choice.
     _, again = choose(_table([0.0, 0.02, 0.3, 0.01], [5, -5, -5, 9]), "default")
     assert again.chosen == "v2"
+    # A research-only variant (Freqtrade cannot run it) is a trial, never the choice.
+    only = base.assign(freqtrade=[True, True, False, True])
+    table3, research_only = choose(only, "default")
+    assert research_only.n_trials == 4 and research_only.chosen != "v2"
+    pd.testing.assert_series_equal(table3["is_dsr"], table["is_dsr"])
     # The best of many near-equal variants is luck: the default stays.
     sharpes = [0.0, *np.linspace(-0.05, 0.08, 60)]
     table, choice = choose(_table(sharpes, [0] * 61), "default")

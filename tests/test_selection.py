@@ -593,3 +593,41 @@ def test_stability_keeps_couples_eligible_in_k_of_the_last_n_windows() -> None:
         choose_couples(panel, SelectionParams(stable_in=2, stable_of=3))
     with pytest.raises(ValueError, match="stable_in=4 must be at most stable_of=3"):
         SelectionParams(stable_in=4, stable_of=3)
+
+
+def test_a_reference_coin_is_tested_against_every_coin_and_shared_by_the_couples() -> None:
+    """selection.reference: only the couples of each coin with the reference are tested
+    (the BH correction counts those), and the reference may be in every chosen couple
+    while the other coins are still in one each."""
+    rng = np.random.default_rng(11)
+    n = 1500
+    ref = np.cumsum(rng.normal(0, 0.01, n)) + 10.0
+    cols = {"REF": ref}
+    for i, beta in enumerate((0.8, 1.3, 1.7)):  # three coins cointegrated with REF
+        noise = np.zeros(n)
+        for t in range(1, n):
+            noise[t] = 0.85 * noise[t - 1] + rng.normal(0, 0.003)
+        cols[f"C{i}"] = 0.2 + beta * ref + noise
+    cols["W"] = np.cumsum(rng.normal(0, 0.01, n)) + 5.0  # a random walk
+    panel = pd.DataFrame(cols)
+    params = SelectionParams(reference="REF", max_couples=5)
+    chosen = choose_couples(panel, params)
+    assert len(chosen) == 3
+    assert all("REF" in (y, x) for y, x in chosen[["y", "x"]].values)
+    others = [c for y, x in chosen[["y", "x"]].values for c in (y, x) if c != "REF"]
+    assert sorted(others) == ["C0", "C1", "C2"]
+    # Among the coins alone, C0..C2 are cointegrated with each other too: one couple only
+    # (every coin at most once), and the correction is over all couples.
+    among = choose_couples(panel, SelectionParams(max_couples=5))
+    assert len(among) < 3
+    results = engle_granger(panel)
+    tested = results[(results["y"] == "REF") | (results["x"] == "REF")]
+    screened = screen_couples(tested, params)
+    assert len(screened) == 4  # REF with C0, C1, C2 and W
+    raw = screened["pvalue_couple"].to_numpy()
+    np.testing.assert_allclose(screened["pvalue_adj"],
+                               multipletests(raw, method="fdr_bh")[1], rtol=1e-12)
+    for bad, message in (({"reference": "BTC/USDT"}, "reference="),
+                         ({"share_reference": True}, "share_reference=")):
+        with pytest.raises(ValueError, match=message):
+            SelectionParams(**bad)

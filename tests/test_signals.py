@@ -180,6 +180,22 @@ def test_plan_a_coin_is_in_one_open_couple() -> None:
     assert entered == {("A~B", 105), ("C~D", 105)}
 
 
+def test_plan_a_shared_reference_is_in_several_open_couples() -> None:
+    """Research only: a reference coin (here A) may hold legs of several open couples;
+    the other coins still take part in one open couple at a time."""
+    both = _path({0: 0.0, 5: 2.5, 20: 0.0})
+    couples = {"B~A": both, "C~A": both, "D~A": both, "C~D": both}
+    shared = plan_trips(_universe(couples), P, shared=frozenset({"A"}))
+    assert {(t.couple, t.entry_row) for t in shared} == {
+        ("B~A", 105), ("C~A", 105), ("D~A", 105)}  # C~D: C and D are taken
+    alone = plan_trips(_universe(couples), P)
+    assert {(t.couple, t.entry_row) for t in alone} == {("B~A", 105), ("C~D", 105)}
+    # A freed shared coin does not hold anyone back: the later couples enter at once.
+    later = _path({0: 0.0, 20: 2.5, 40: 0.0})
+    trips = plan_trips(_universe({"B~A": both, "C~A": later}), P, shared=frozenset({"A"}))
+    assert [(t.couple, t.entry_row) for t in trips] == [("B~A", 105), ("C~A", 120)]
+
+
 def test_plan_freed_coin_reenters_from_the_next_candle() -> None:
     first = _path({0: 0.0, 5: 2.5, 20: 0.0})
     second = _path({0: 0.0, 20: 2.5, 40: 0.0})

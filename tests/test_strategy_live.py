@@ -406,6 +406,13 @@ def test_resting_order_types_are_refused_by_name() -> None:
         _strategy_class()(config)
 
 
+def test_a_shared_reference_leg_is_refused_by_name() -> None:
+    config = {"max_open_trades": 10, "stake_currency": "USDT", "timeframe": "1h",
+              "statarb": {"selection": {"reference": "BTC", "share_reference": True}}}
+    with pytest.raises(ValueError, match="share_reference=true is a research estimate"):
+        _strategy_class()(config)
+
+
 def test_an_open_ghost_order_is_cancelled_and_the_couple_repaired_at_once(
     strategy: Any,
 ) -> None:

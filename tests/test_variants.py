@@ -103,6 +103,20 @@ def test_explicit_list_only_and_generated_names() -> None:
     assert variants[0].params == DEFAULTS and variants[0].statarb == {}
 
 
+def test_a_list_of_grids_gives_each_grids_points_and_names_the_bad_one() -> None:
+    variants = parse({"grid": [
+        {"params.entry_z": [1.5, 2.0]},
+        {"statarb.selection.reference": ["BTC", "ETH"], "params.exit_z": [0.5]},
+    ]})
+    assert [v.name for v in variants] == [
+        "entry_z=1.5", "entry_z=2.0", "reference=BTC,exit_z=0.5", "reference=ETH,exit_z=0.5"]
+    assert variants[2].statarb == {"selection": {"reference": "BTC"}}
+    message = error({"grid": [{"params.entry_z": [2.0]}, {"entry_z": [1.0]}]})
+    assert "grid[1]: key 'entry_z' must be a dotted key" in message
+    assert "duplicate" in error({"grid": [{"params.entry_z": [2.0]}, {"params.entry_z": [2.0]}]})
+    assert "non-empty list of mappings" in error({"grid": []})
+
+
 def test_grid_only_names_use_full_key_when_last_parts_clash() -> None:
     # Two keys ending in "entry_z" (one is not a selection key): full keys in the name.
     message = error({"grid": {"statarb.selection.entry_z": [1], "params.entry_z": [2.0]}})

@@ -68,7 +68,7 @@ class FormationCache:
         payload = json.dumps({
             "coins": list(frames),
             "data": data_fingerprint(frames),
-            "selection": asdict(settings.selection),
+            "selection": settings.selection.formation_dict(),
             "walk_forward": asdict(settings.walk_forward),
             "code": _code_fingerprint(),
         }, sort_keys=True, default=str)

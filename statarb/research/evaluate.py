@@ -133,10 +133,14 @@ class Workbench:
     def settings_of(self, variant: Any) -> StrategySettings:
         return self.settings_for(variant.statarb)[0]
 
+    def runs_in_freqtrade(self, variant: Any) -> bool:
+        """False for research-only settings the strategy refuses (a shared reference)."""
+        return not self.settings_of(variant).selection.share_reference
+
     @staticmethod
     def selection_key(settings: StrategySettings) -> str:
         """What the formations depend on besides the data; equal keys share them."""
-        return json.dumps([asdict(settings.selection), asdict(settings.walk_forward)],
+        return json.dumps([settings.selection.formation_dict(), asdict(settings.walk_forward)],
                           sort_keys=True, default=str)
 
     def universe(self, settings: StrategySettings) -> Universe:
@@ -180,8 +184,10 @@ class Workbench:
                            fee=self.fee)
         startup = settings.walk_forward.formation + settings.walk_forward.z_window
         # The plan's trips only (build_plan would also paint every coin's chart columns).
+        sel = settings.selection
         trips = plan_trips(universe, sp, blocked=blocked.to_numpy(),
-                           tradable_from=universe.tradable_from(startup))
+                           tradable_from=universe.tradable_from(startup),
+                           shared=frozenset({sel.reference} if sel.share_reference else ()))
         multipliers = {Regime.LOW: 1.0, Regime.NORMAL: 1.0,
                        Regime.HIGH: float(values["regime_high_mult"]),
                        Regime.EXTREME: float(values["regime_extreme_mult"])}

@@ -13,7 +13,9 @@ identical in-sample returns count once)
 (:mod:`statarb.research.deflated`); the chosen variant is the one with the highest
 Deflated Sharpe Ratio, and it only replaces the default when its DSR is at least
 ``min_dsr`` and above the default's. Out-of-sample figures are computed and reported for
-every variant, and never read by the choice.
+every variant, and never read by the choice. Research-only variants (column
+``freqtrade`` false: a reference leg shared by several couples) count as trials but are
+never chosen: the default must be something Freqtrade runs.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def _evaluate_chunk(bench: Workbench, variants: Sequence[Variant],
     rows = []
     for variant in variants:
         outcome = bench.run(variant.statarb, variant.params, split=split, parts=("is", "oos"))
-        row: dict[str, Any] = {"variant": variant.name, "fingerprint": variant.fingerprint()}
+        row: dict[str, Any] = {"variant": variant.name, "fingerprint": variant.fingerprint(),
+                               "freqtrade": bench.runs_in_freqtrade(variant)}
         for part in ("is", "oos"):
             for key in FIGURES:
                 row[f"{part}_{key}"] = outcome.figures[part][key]
@@ -166,6 +169,8 @@ def choose(table: pd.DataFrame, default: str | None = None, min_dsr: float = 0.9
     out["is_dsr"] = dsr
     out["is_sr_benchmark"] = benchmark
     ranked = out["is_dsr"].fillna(-math.inf)
+    if "freqtrade" in out:
+        ranked = ranked.where(out["freqtrade"].astype(bool), -math.inf)
     best = str(out.loc[ranked.idxmax(), "variant"])
     best_dsr = float(out.loc[ranked.idxmax(), "is_dsr"])
     if default is None or default not in set(out["variant"]):

@@ -12,7 +12,8 @@ point matters beyond waste: it would count twice in the multiple-testing penalty
 
 A sweep file (YAML, or JSON by the ``.json`` extension) has ``base`` (applied to every
 variant), ``grid`` (a cartesian product over dotted keys, ``statarb.<...>`` or
-``params.<name>``) and ``variants`` (explicit points, each with an optional ``name``);
+``params.<name>``; or a list of such grids, for dimensions that only make sense together)
+and ``variants`` (explicit points, each with an optional ``name``);
 grid points come first, then the explicit variants, each deep-merged over ``base``.
 
 Freqtrade merges ``--config`` files key by key, so the overlay only replaces what the
@@ -310,8 +311,7 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     tree[leaf] = copy.deepcopy(value)
 
 
-def _grid(raw: Any, source: str) -> list[tuple[str, dict[str, Any]]]:
-    where = f"{source}: grid"
+def _grid(raw: Any, where: str) -> list[tuple[str, dict[str, Any]]]:
     if not isinstance(raw, Mapping) or not raw:
         raise VariantError(f"{where} must be a non-empty mapping of dotted keys to lists")
     for key, values in raw.items():
@@ -399,7 +399,15 @@ def parse_variants(data: Any, source: str) -> list[Variant]:
     base = _point(data.get("base"), f"{source}: base", POINT_KEYS)
     points = []
     if "grid" in data:
-        points += _grid(data["grid"], source)
+        grids = data["grid"]
+        if isinstance(grids, list):  # several grids: their points one after another
+            if not grids:
+                raise VariantError(f"{source}: grid must be a mapping or a non-empty list of "
+                                   "mappings")
+            for i, grid in enumerate(grids):
+                points += _grid(grid, f"{source}: grid[{i}]")
+        else:
+            points += _grid(grids, f"{source}: grid")
     if "variants" in data:
         points += _explicit(data["variants"], source)
     variants = []
