@@ -337,10 +337,30 @@ def daily_returns(daily_equity: pd.Series, starting_balance: float) -> pd.Series
     return (daily_equity / previous - 1.0).astype("float64")
 
 
-def daily_return_series(trades: pd.DataFrame, starting_balance: float) -> pd.Series:
+def daily_return_series(
+    trades: pd.DataFrame, starting_balance: float,
+    period: tuple[pd.Timestamp, pd.Timestamp] | None = None,
+) -> pd.Series:
     """The daily returns behind :func:`portfolio_metrics`' Sharpe (realised equity)."""
     curve, _ = equity_curve(trades, starting_balance)
-    return daily_returns(_daily(curve), starting_balance)
+    return daily_returns(_over(_daily(curve), period, starting_balance), starting_balance)
+
+
+def _over(
+    daily: pd.Series, period: tuple[pd.Timestamp, pd.Timestamp] | None, starting_balance: float
+) -> pd.Series:
+    """End-of-day equity on every day of ``period`` ``[start, end)``: the starting balance
+    before the first trade, the last value carried after the last one. Why: a Sharpe over
+    the days between a variant's first entry and last exit rates two lucky trips in a
+    week like a year of steady profit; over the whole period the idle days count."""
+    if period is None:
+        return daily
+    start, end = (pd.Timestamp(t) for t in period)
+    days = pd.date_range(start.floor("1D"), (end - pd.Timedelta(1)).floor("1D"), freq="1D")
+    if not isinstance(daily.index, pd.DatetimeIndex):
+        daily = daily.iloc[0:0]
+    inside = daily[(daily.index >= days[0]) & (daily.index <= days[-1])] if len(days) else daily
+    return inside.reindex(days.union(inside.index)).ffill().fillna(float(starting_balance))
 
 
 def _sharpe(returns: np.ndarray) -> float:
@@ -389,8 +409,10 @@ def portfolio_metrics(
     starting_balance: float,
     btc_close: pd.Series | None = None,
     wallet: pd.DataFrame | None = None,
+    period: tuple[pd.Timestamp, pd.Timestamp] | None = None,
 ) -> dict[str, Any]:
-    """Portfolio figures of the backtest.
+    """Portfolio figures of the backtest (``period``: ``[start, end)`` whose every day
+    counts, flat days included; default: from the first entry to the last exit).
 
     - ``total_return``: realised profit of all legs over the starting balance;
     - ``sharpe`` / ``sortino``: of the daily returns of the end-of-day equity
@@ -408,7 +430,7 @@ def portfolio_metrics(
     legs = leg_frame(trades) if not trades.empty else None
     trips = couple_trips(trades)
     curve, source = equity_curve(trades, starting_balance, wallet)
-    daily = _daily(curve)
+    daily = _over(_daily(curve), period, starting_balance)
     returns = daily_returns(daily, starting_balance)
     ratio, amount = _drawdown(daily.to_numpy(dtype="float64"), starting_balance)
     profit = float(trades["profit_abs"].sum()) if not trades.empty else 0.0

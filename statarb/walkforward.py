@@ -170,12 +170,6 @@ def price_matrix(
 ) -> np.ndarray:
     """One price column of every frame on ``index`` (candles, coins), NaN where a coin has
     no candle or a non-positive price; the layout of :attr:`Universe.closes`."""
-    return _matrix(frames, index, column)
-
-
-def _matrix(
-    frames: dict[str, pd.DataFrame], index: pd.DatetimeIndex, column: str
-) -> np.ndarray:
     out = np.full((len(index), len(frames)), np.nan)
     for j, frame in enumerate(frames.values()):
         pos = index.get_indexer(pd.DatetimeIndex(frame["date"]))
@@ -324,8 +318,8 @@ def walk_forward(
     freq = pd.Timedelta(hours=1) if freq is None else freq
     index = align_closes(frames, freq)
     coins = list(frames)
-    closes = _matrix(frames, index, "close")
-    opens = _matrix(frames, index, "open")
+    closes = price_matrix(frames, index, "close")
+    opens = price_matrix(frames, index, "open")
     log_closes = np.log(closes)
     finite = np.isfinite(log_closes)
     # Last row of each coin's data (availability, not price).
@@ -412,8 +406,8 @@ def full_window(
     """
     freq = pd.Timedelta(hours=1) if freq is None else freq
     index = align_closes(frames, freq)
-    closes = _matrix(frames, index, "close")
-    opens = _matrix(frames, index, "open")
+    closes = price_matrix(frames, index, "close")
+    opens = price_matrix(frames, index, "open")
     first = int(index.searchsorted(pd.Timestamp(start)))
     span = len(index) - first
     wf = WalkForwardParams(
@@ -456,8 +450,8 @@ def from_couples(
     freq = pd.Timedelta(hours=1) if freq is None else freq
     index = align_closes(frames, freq)
     coins = list(frames)
-    closes = _matrix(frames, index, "close")
-    opens = _matrix(frames, index, "open")
+    closes = price_matrix(frames, index, "close")
+    opens = price_matrix(frames, index, "open")
     if not wf.z_window - 1 <= start < len(index):
         raise ValueError(
             f"start={start} must leave z_window-1={wf.z_window - 1} candles before it, "

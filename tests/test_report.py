@@ -22,6 +22,7 @@ from statarb.report import (
     TOTAL,
     couple_table,
     couple_trips,
+    daily_return_series,
     equity_figure,
     main,
     portfolio_metrics,
@@ -263,6 +264,22 @@ def test_metrics_from_realised_trades(trades: pd.DataFrame) -> None:
     assert m["funding_paid"] == pytest.approx(1.2)
     assert m["btc_correlation"] == pytest.approx(np.corrcoef(returns, btc_returns)[0, 1])
     assert math.isnan(portfolio_metrics(trades, 1000.0)["btc_correlation"])
+
+
+def test_metrics_over_a_period_count_its_idle_days(trades: pd.DataFrame) -> None:
+    """With ``period`` every day of it counts: flat at the start before the first trade,
+    the last equity carried after the last one (what research compares variants on)."""
+    period = (pd.Timestamp("2024-12-20", tz="UTC"), pd.Timestamp("2025-01-20", tz="UTC"))
+    by_hand = np.r_[np.full(12, 1000.0), [1000.0, 1118.5, 1121.5, 1096.5, 1094.5],
+                    np.full(14, 1094.5)]  # 12-20 .. 12-31, 01-01 .. 01-05, 01-06 .. 01-19
+    returns = by_hand / np.r_[1000.0, by_hand[:-1]] - 1
+    m = portfolio_metrics(trades, 1000.0, period=period)
+    assert m["days"] == 31
+    assert m["sharpe"] == pytest.approx(_sharpe(returns))
+    assert m["sharpe"] < portfolio_metrics(trades, 1000.0)["sharpe"] / 2
+    assert m["total_return"] == pytest.approx(94.5 / 1000)
+    series = daily_return_series(trades, 1000.0, period=period)
+    np.testing.assert_allclose(series.to_numpy(), returns, atol=1e-15)
 
 
 def test_metrics_prefer_the_wallet(trades: pd.DataFrame) -> None:

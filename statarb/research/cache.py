@@ -30,7 +30,7 @@ __all__ = ["FormationCache", "data_fingerprint"]
 
 logger = logging.getLogger(__name__)
 
-_CODE = ("walkforward.py", "selection.py", "cointegration.py")
+_CODE = ("walkforward.py", "selection.py", "cointegration.py", "hedge.py")
 
 
 def _code_fingerprint() -> str:

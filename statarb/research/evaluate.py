@@ -216,16 +216,17 @@ class Workbench:
                 ) -> tuple[dict[str, Any], pd.Series]:
         """Figures of the trips opened and closed inside [start, end): a trip across the
         boundary belongs to neither part (counted in ``straddling``), so the in-sample part
-        never sees a price after ``start``'s counterpart."""
+        never sees a price after ``start``'s counterpart. Daily returns (Sharpe, DSR,
+        drawdown, BTC correlation) cover every day of the part, idle days included."""
         inside = legs[(legs["open_date"] >= start) & (legs["close_date"] < end)]
         before = legs[legs["close_date"] < start]
         balance = account.starting_balance + float(before["profit_abs"].sum())
         period_btc = btc[(btc.index >= start) & (btc.index < end)]
-        metrics = portfolio_metrics(inside, balance, period_btc)
+        metrics = portfolio_metrics(inside, balance, period_btc, period=(start, end))
         metrics["straddling"] = int(
             ((legs["open_date"] < end) & (legs["close_date"] >= end)).sum() // 2
             + ((legs["open_date"] < start) & (legs["close_date"] >= start)).sum() // 2)
         metrics["capital_in_use"] = capital_in_use(legs, index, account.starting_balance,
                                                    start, end)
         metrics["period"] = [str(start), str(end)]
-        return metrics, daily_return_series(inside, balance)
+        return metrics, daily_return_series(inside, balance, period=(start, end))
