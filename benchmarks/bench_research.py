@@ -9,11 +9,11 @@ What is measured, side by side on this machine and in this session:
 2. The research evaluation of the same default variant in-process: formations built
    (cold), then the variant alone on formations in memory (what every further variant
    of a sweep costs), and the ratio against the Freqtrade backtest.
-3. The default sweep (``research/sweep.yml``, 200+ variants) with ``--jobs`` local
+3. The benchmark sweep (``research/bench.yml``, 288 variants) with ``--jobs`` local
    processes: with an empty formation cache and again with the cache the first sweep
    wrote; the target is under 10 minutes.
 
-    python benchmarks/bench_research.py [--datadir DIR] [--variants research/sweep.yml]
+    python benchmarks/bench_research.py [--datadir DIR] [--variants research/bench.yml]
         [--jobs 2] [--skip-freqtrade]
 """
 
@@ -73,7 +73,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datadir", type=Path, default=ROOT.parent / "shared" / "data" / "binance")
-    ap.add_argument("--variants", type=Path, default=ROOT / "research" / "sweep.yml")
+    ap.add_argument("--variants", type=Path, default=ROOT / "research" / "bench.yml")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--skip-freqtrade", action="store_true")
     args = ap.parse_args()

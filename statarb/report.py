@@ -357,8 +357,8 @@ def _over(
         return daily
     start, end = (pd.Timestamp(t) for t in period)
     days = pd.date_range(start.floor("1D"), (end - pd.Timedelta(1)).floor("1D"), freq="1D")
-    if not isinstance(daily.index, pd.DatetimeIndex):
-        daily = daily.iloc[0:0]
+    if not isinstance(daily.index, pd.DatetimeIndex):  # no trades: flat all along
+        daily = pd.Series(dtype="float64", index=pd.DatetimeIndex([], tz=days.tz))
     inside = daily[(daily.index >= days[0]) & (daily.index <= days[-1])] if len(days) else daily
     return inside.reindex(days.union(inside.index)).ffill().fillna(float(starting_balance))
 

@@ -280,6 +280,8 @@ def test_metrics_over_a_period_count_its_idle_days(trades: pd.DataFrame) -> None
     assert m["total_return"] == pytest.approx(94.5 / 1000)
     series = daily_return_series(trades, 1000.0, period=period)
     np.testing.assert_allclose(series.to_numpy(), returns, atol=1e-15)
+    idle = portfolio_metrics(pd.DataFrame(), 1000.0, period=period)
+    assert idle["days"] == 31 and idle["total_return"] == 0.0 and math.isnan(idle["sharpe"])
 
 
 def test_metrics_prefer_the_wallet(trades: pd.DataFrame) -> None:
