@@ -30,6 +30,7 @@ from freqtrade.persistence import Order, Trade
 from freqtrade.strategy import DecimalParameter, IStrategy
 
 from statarb import messages, published
+from statarb.ft import redact
 from statarb.ft.couples import CouplePlan
 from statarb.ft.entries import CoupleEntries
 from statarb.ft.runmode import Mode, run_mode, universe_pairs
@@ -262,7 +263,9 @@ class CointPairsStrategy(IStrategy):
 
     # ------------------------------------------------------------------ live
     def bot_start(self, **kwargs) -> None:
-        """Dry-run and live: the leg supervisor reconciles what a restart found."""
+        """Secrets out of the logs (FreqUI's websocket token in uvicorn's request lines);
+        dry-run and live: the leg supervisor reconciles what a restart found."""
+        redact.install()
         if self._live is not None:
             self._live.start()
 
