@@ -27,14 +27,20 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "HEDGES", "KALMAN_COLUMNS", "KalmanStart", "kalman_filter", "kalman_start", "tls_fit",
-    "with_hedge",
+    "HEDGES", "KALMAN_COLUMNS", "KalmanStart", "has_kalman_state", "kalman_filter",
+    "kalman_start", "tls_fit", "with_hedge",
 ]
 
 HEDGES = ("ols", "tls", "kalman")
 # The filter's state at the end of a formation window, carried by a chosen couple (and
 # by the pairlist's published selection, so a running bot filters as the backtest does).
 KALMAN_COLUMNS = ("kf_paa", "kf_pab", "kf_pbb", "kf_r", "kf_waa", "kf_wab", "kf_wbb")
+
+
+def has_kalman_state(couples: pd.DataFrame) -> bool:
+    """Whether a couple table carries the Kalman filter's state (chosen with
+    ``hedge: kalman``)."""
+    return not couples.empty and all(c in couples.columns for c in KALMAN_COLUMNS)
 
 
 def tls_fit(log_y: np.ndarray, log_x: np.ndarray) -> tuple[float, float]:

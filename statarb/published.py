@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from statarb.hedge import KALMAN_COLUMNS
+from statarb.hedge import KALMAN_COLUMNS, has_kalman_state
 
 __all__ = ["Couple", "Selection", "latest", "publish", "read"]
 
@@ -122,7 +122,7 @@ class Selection:
         settings: str = "",
     ) -> Selection:
         """From :func:`statarb.selection.select_couples` output (coin names -> pairs)."""
-        kalman = all(c in chosen.columns for c in KALMAN_COLUMNS)
+        kalman = has_kalman_state(chosen)
         couples = tuple(
             Couple(
                 y=pair_of[r.y], x=pair_of[r.x], alpha=float(r.alpha), beta=float(r.beta),

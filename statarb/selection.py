@@ -99,7 +99,6 @@ class SelectionParams:
                 "Kalman state noise (0: recursive least squares; the ratio weighs about "
                 "1/sqrt(kalman_delta) recent candles)"
             )
-
         if not isinstance(self.reference, str) or not (
                 self.reference == "" or self.reference.isalnum()):
             raise ValueError(

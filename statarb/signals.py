@@ -367,7 +367,7 @@ def coin_views(universe: Universe, trips: list[Trip]) -> dict[str, CoinView]:
     forms = universe.formations
 
     def paint(coin: str, role: str, f_idx: int, slot: int, lo: int, hi: int, name: str,
-              trip: Trip | None = None) -> None:
+              held: tuple[np.ndarray, np.ndarray, float] | None = None) -> None:
         f = forms[f_idx]
         hi = min(hi, f.start + universe.params.span, n)
         if hi <= lo:
@@ -376,10 +376,9 @@ def coin_views(universe: Universe, trips: list[Trip]) -> dict[str, CoinView]:
         j0, j1 = lo - f.start, hi - f.start
         v.couple[lo:hi], v.role[lo:hi] = name, role
         v.half_life[lo:hi] = float(f.couples["half_life"].iloc[slot])
-        if trip is not None and f.beta is not None:  # held at its entry candle's ratio
-            z, spread = held_series(universe, f_idx, slot, lo, alpha=trip.alpha,
-                                    beta=trip.beta, half_life=trip.half_life)
-            v.z[lo:hi], v.spread[lo:hi], v.beta[lo:hi] = z[:hi - lo], spread[:hi - lo], trip.beta
+        if held is not None:  # held at its entry candle's ratio
+            z, spread, beta = held
+            v.z[lo:hi], v.spread[lo:hi], v.beta[lo:hi] = z[:hi - lo], spread[:hi - lo], beta
             return
         v.z[lo:hi] = f.z[slot, j0:j1]
         v.spread[lo:hi] = f.spread[slot, j0:j1]
@@ -394,8 +393,13 @@ def coin_views(universe: Universe, trips: list[Trip]) -> dict[str, CoinView]:
             paint(row.x, "x", k, slot, f.start, end, name)
     for trip in trips:  # open trips take priority
         end = trip.exit_row + 1 if trip.exit_row >= 0 else n
+        held = None
+        if forms[trip.formation].beta is not None:  # one series for both legs
+            held = (*held_series(universe, trip.formation, trip.slot, trip.entry_row,
+                                 alpha=trip.alpha, beta=trip.beta, half_life=trip.half_life),
+                    trip.beta)
         for coin, role in ((trip.y, "y"), (trip.x, "x")):
-            paint(coin, role, trip.formation, trip.slot, trip.entry_row, end, trip.couple, trip)
+            paint(coin, role, trip.formation, trip.slot, trip.entry_row, end, trip.couple, held)
     return views
 
 

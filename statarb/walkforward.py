@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from statarb.hedge import KALMAN_COLUMNS, KalmanStart, kalman_filter
+from statarb.hedge import KalmanStart, has_kalman_state, kalman_filter
 from statarb.selection import SelectionParams, choose_couples, history_length
 
 __all__ = [
@@ -200,8 +200,7 @@ def held_series(
     half_life: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """z-score and spread of a couple held at the fixed line ``alpha + beta log x`` from
-    candle ``row``
-    to the end of its formation's span: how an open couple is judged (the live
+    candle ``row`` to the end of its formation's span: how an open couple is judged (the live
     :meth:`statarb.ft.couples.CouplePlan.couple_exit` computes the same per candle).
     Without a moving ratio these are the formation's own arrays."""
     f = universe.formations[formation]
@@ -256,10 +255,6 @@ def _kalman_arrays(n: int, span: int, kalman: bool) -> tuple[np.ndarray | None, 
     if not kalman:
         return None, None
     return np.full((n, span), np.nan), np.full((n, span), np.nan)
-
-
-def _is_kalman(couples: pd.DataFrame) -> bool:
-    return not couples.empty and all(c in couples.columns for c in KALMAN_COLUMNS)
 
 
 def _formation_series(
@@ -372,7 +367,7 @@ def _series(
     """The formation of ``chosen`` valued from candle row ``start`` over ``wf.span``."""
     n = len(chosen)
     z, sp, sd = (np.full((n, wf.span), np.nan) for _ in range(3))
-    kalman = _is_kalman(chosen)
+    kalman = has_kalman_state(chosen)
     al, be = _kalman_arrays(n, wf.span, kalman)
     for i, row in enumerate(chosen.itertuples(index=False)):
         iy, ix = coins.index(row.y), coins.index(row.x)
@@ -443,7 +438,7 @@ def from_couples(
 
     Live, the couples come from the pairlist's published selection rather than from a
     walk-forward over history; this gives them the same causal spread and z-score.
-    Kalman-hedged couples (with :data:`statarb.hedge.KALMAN_COLUMNS`) need
+    Kalman-hedged couples (:func:`statarb.hedge.has_kalman_state`) need
     ``filter_from``, the row of the first candle after their formation window: their
     filter runs from there, as the walk-forward's does.
     """
@@ -465,7 +460,7 @@ def from_couples(
         formation=max(100, wf.z_window), reform_every=span, z_window=wf.z_window, horizon=0,
         z_half_lives=wf.z_half_lives,
     )
-    if _is_kalman(couples) and filter_from is None:
+    if has_kalman_state(couples) and filter_from is None:
         raise ValueError("Kalman-hedged couples need filter_from, the row after their "
                          "formation window")
     form = _series(np.log(closes), coins, couples.reset_index(drop=True), params, start,

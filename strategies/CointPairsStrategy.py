@@ -36,7 +36,7 @@ from statarb.ft.entries import CoupleEntries
 from statarb.ft.runmode import Mode, run_mode, universe_pairs
 from statarb.ft.supervisor import LegSupervisor
 from statarb.ft.worker import set_error_retry
-from statarb.hedge import KALMAN_COLUMNS
+from statarb.hedge import has_kalman_state
 from statarb.legs import lone_leg
 from statarb.regime import Regime, market_regime
 from statarb.research.cache import FormationCache
@@ -197,7 +197,7 @@ class CointPairsStrategy(IStrategy):
         # Values for the last week (what FreqUI shows); decisions only on the last candle.
         start = max(wf.z_window - 1, len(index) - 7 * 24)
         filter_from = None
-        if selection is not None and KALMAN_COLUMNS[0] in couples.columns:
+        if selection is not None and has_kalman_state(couples):
             # The Kalman ratio goes on from the candle after the formation window, as in
             # the walk-forward.
             filter_from = selection.filter_row(index)
