@@ -53,7 +53,7 @@ help:
 	@echo "make test      the whole test suite (unit, freqtrade integration, simulator)"
 	@echo "make hyperopt  short offline hyperopt of the z thresholds, time stop and regime multipliers on IS_TIMERANGE=$(IS_TIMERANGE)"
 	@echo "make plot      freqtrade plot-dataframe of PAIR=$(PAIR) over PLOT_TIMERANGE=$(PLOT_TIMERANGE) -> user_data/plot/"
-	@echo "make analysis  freqtrade backtesting-analysis of the latest backtest, grouped by couple leg"
+	@echo "make analysis  freqtrade backtesting-analysis of the latest backtest, grouped by couple"
 	@echo "make bias      freqtrade lookahead-analysis and recursive-analysis of the strategy"
 	@echo "make dry-run   freqtrade trade --dry-run offline: simulator replaying REPLAY_START=$(REPLAY_START) as now, REST API/FreqUI on 127.0.0.1:8080"
 	@echo "make test-pairlist  plain freqtrade test-pairlist with the CointegrationFilter, offline"

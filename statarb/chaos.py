@@ -506,7 +506,7 @@ def ghost_order_second_leg(workdir: Path | None = None) -> ScenarioResult:
             notes.append(f"after the ghost the account holds {sorted(held)}, not both legs")
         client = run.client()
         x = [t for t in client.status() if t["pair"].startswith("ARB/")]
-        if len(x) != 1 or x[0].get("enter_tag") != "WLD~ARB:x":
+        if len(x) != 1 or x[0].get("enter_tag") != "WLD~ARB":
             return [*notes, f"the ghost ARB leg is not one couple trade: {x}"]
         client.forceexit(x[0]["trade_id"])
         run.settle()

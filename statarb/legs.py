@@ -37,6 +37,7 @@ __all__ = [
     "LegView",
     "PartialEntry",
     "backoff",
+    "coin",
     "first_leg_refusal",
     "leg_tag",
     "lone_leg",
@@ -59,18 +60,40 @@ CUSTOM_KEYS = (
 
 
 def leg_tag(couple: str, role: str) -> str:
-    """``enter_tag`` of a leg: ``"ETH~BTC:y"``; backtesting-analysis groups by it."""
+    """``enter_tag`` of a leg: the couple's name, ``"ETH~BTC"``, the same for both legs.
+
+    One tag per couple makes the couple one unit wherever Freqtrade groups by
+    ``enter_tag``: the backtest report's enter-tag table, ``backtesting-analysis``,
+    Telegram ``/entries`` and FreqUI's trade filter. The role is not in the tag: it follows
+    from the pair (the couple's first coin is y), and it is kept in the trade's custom data.
+    """
     if role not in ROLES:
         raise ValueError(f"role={role!r} must be one of {ROLES}")
-    return f"{couple}:{role}"
+    if "~" not in couple:
+        raise ValueError(f"couple={couple!r} must name two coins as 'Y~X'")
+    return couple
 
 
-def parse_leg_tag(tag: str | None) -> tuple[str, str] | None:
-    """``(couple, role)`` of a leg tag, or None for a tag that is not a couple leg."""
-    if not tag or ":" not in tag:
+def coin(pair: str) -> str:
+    """Base coin of a Freqtrade pair: ``"ETH/USDT:USDT"`` -> ``"ETH"``."""
+    return pair.split("/")[0]
+
+
+def parse_leg_tag(tag: str | None, pair: str) -> tuple[str, str] | None:
+    """``(couple, role)`` of a leg of ``pair`` tagged ``tag``, or None for a tag that is not
+    a couple leg of that pair (a manual force entry, another strategy's tag).
+
+    Also reads the tags of earlier versions, ``"ETH~BTC:y"``, so trades opened by them are
+    still recognised after an upgrade.
+    """
+    if not tag or "~" not in tag:
         return None
-    couple, role = tag.rsplit(":", 1)
-    if role not in ROLES or "~" not in couple:
+    couple, _, suffix = tag.partition(":")
+    y, _, x = couple.partition("~")
+    if not y or not x or "~" in x:
+        return None
+    role = "y" if coin(pair) == y else "x" if coin(pair) == x else None
+    if role is None or suffix not in ("", role):
         return None
     return couple, role
 

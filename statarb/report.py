@@ -8,7 +8,7 @@ Usage::
 Freqtrade reports legs: every couple trade is two Freqtrade trades (one per coin), so its
 per-pair and per-tag tables split each couple trade in two and hide whether the hedge
 held. This report puts the legs back together. Legs are grouped into couple trips by
-couple name (the ``enter_tag`` before ``:y`` / ``:x``) and open date; each trip gets its
+couple name (the ``enter_tag``, the same for both legs) and open date; each trip gets its
 combined P&L, holding time, funding, fees and the hedge-ratio error of its rounded
 amounts against the couple's beta at the signal candle (from the exported signal
 candles, ``--export signals``).
@@ -115,7 +115,8 @@ def leg_frame(trades: pd.DataFrame) -> pd.DataFrame:
     legs["open_date"] = pd.to_datetime(legs["open_date"], utc=True)
     legs["close_date"] = pd.to_datetime(legs["close_date"], utc=True)
     tags = legs["enter_tag"] if "enter_tag" in legs else pd.Series(None, index=legs.index)
-    parsed = [parse_leg_tag(t if isinstance(t, str) else None) for t in tags]
+    parsed = [parse_leg_tag(t if isinstance(t, str) else None, pair)
+              for t, pair in zip(tags, legs["pair"], strict=True)]
     legs["couple"] = [
         p[0] if p else f"{pair} (no couple tag)"
         for p, pair in zip(parsed, legs["pair"], strict=True)

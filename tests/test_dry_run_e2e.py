@@ -136,8 +136,11 @@ def test_dry_run_trades_the_published_couples_and_keeps_legs_together(bot: Bot) 
     by_pair = {t["pair"]: t for t in trades}
     assert set(by_pair) == {first["y"], first["x"]}
     y, x = by_pair[first["y"]], by_pair[first["x"]]
-    assert (y["enter_tag"], x["enter_tag"]) == (
-        f"{first['name']}:y", f"{first['name']}:x")
+    # One tag for the couple; each leg's role is in its custom data.
+    assert y["enter_tag"] == x["enter_tag"] == first["name"]
+    roles = [{d["key"]: d["value"] for d in data["custom_data"]}.get("role")
+             for t in (y, x) for data in bot.client.list_custom_data(t["trade_id"], "role")]
+    assert roles == ["y", "x"], roles
     assert y["is_short"] != x["is_short"]  # positive hedge ratio: opposite legs
     ratio = (x["amount"] * x["open_rate"]) / (y["amount"] * y["open_rate"])
     assert ratio / abs(first["beta"]) - 1 == pytest.approx(0, abs=0.05)

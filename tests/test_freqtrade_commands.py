@@ -151,10 +151,12 @@ def test_backtesting_analysis_groups_the_trades_by_couple(short_backtest, tmp_pa
     counted = {r["enter_reason"]: int(float(r["total_num_buys"])) for r in rows}
     expected = trades["enter_tag"].value_counts().to_dict()
     assert counted == expected, (counted, expected)
-    # Every group is one leg of one couple: "Y~X:role".
-    assert all(parse_leg_tag(tag) is not None for tag in counted), sorted(counted)
-    couples = {parse_leg_tag(tag)[0] for tag in counted}
-    assert all(f"{c}:y" in counted and f"{c}:x" in counted for c in couples)
+    # Every group is one couple, "Y~X", holding both its legs: as many y as x entries.
+    for tag, n in counted.items():
+        legs = trades[trades["enter_tag"] == tag]
+        roles = [parse_leg_tag(tag, pair) for pair in legs["pair"]]
+        assert all(r is not None and r[0] == tag for r in roles), (tag, legs["pair"].unique())
+        assert sorted(r[1] for r in roles).count("y") * 2 == n, (tag, roles)
 
 
 # ------------------------------------------------------------------ test-pairlist

@@ -19,13 +19,23 @@ from statarb.legs import (
 from statarb.settings import StrategySettings
 
 
-def test_tags_round_trip_and_reject_foreign_tags() -> None:
-    assert leg_tag("ETH~BTC", "y") == "ETH~BTC:y"
-    assert parse_leg_tag("ETH~BTC:x") == ("ETH~BTC", "x")
-    for tag in (None, "", "force_entry", "ETH~BTC:z", "ETHBTC:y"):
-        assert parse_leg_tag(tag) is None
+def test_one_tag_per_couple_and_the_role_from_the_pair() -> None:
+    eth, btc = "ETH/USDT:USDT", "BTC/USDT:USDT"
+    assert leg_tag("ETH~BTC", "y") == leg_tag("ETH~BTC", "x") == "ETH~BTC"
+    assert parse_leg_tag("ETH~BTC", eth) == ("ETH~BTC", "y")
+    assert parse_leg_tag("ETH~BTC", btc) == ("ETH~BTC", "x")
+    # 1000PEPE-style bases are whole coins, not prefixes
+    assert parse_leg_tag("1000PEPE~DOGE", "1000PEPE/USDT:USDT") == ("1000PEPE~DOGE", "y")
+    # tags of earlier versions still identify their leg, and only the right one
+    assert parse_leg_tag("ETH~BTC:x", btc) == ("ETH~BTC", "x")
+    assert parse_leg_tag("ETH~BTC:y", btc) is None
+    for tag in (None, "", "force_entry", "ETH~BTC:z", "ETHBTC:y", "ETH~", "~BTC", "A~B~C"):
+        assert parse_leg_tag(tag, eth) is None, tag
+    assert parse_leg_tag("ETH~BTC", "SOL/USDT:USDT") is None  # not a leg of that couple
     with pytest.raises(ValueError, match="role='z'"):
         leg_tag("ETH~BTC", "z")
+    with pytest.raises(ValueError, match="couple='ETHBTC'"):
+        leg_tag("ETHBTC", "y")
 
 
 def test_leg_directions() -> None:

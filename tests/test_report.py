@@ -84,15 +84,15 @@ def trades() -> pd.DataFrame:
     negative beta, both legs long: y 2 @ 50 (100), x 3.1 @ 50 (155).
     """
     rows = [
-        leg("AAA~BBB:y", "AAA/USDT:USDT", T1, ts("2025-01-02 10:00"), 10, 100, 110, 99.0, -1.2),
-        leg("AAA~BBB:x", "BBB/USDT:USDT", T1, ts("2025-01-02 11:00"), 40, 12.5, 12.0, 19.5, 0.3,
+        leg("AAA~BBB", "AAA/USDT:USDT", T1, ts("2025-01-02 10:00"), 10, 100, 110, 99.0, -1.2),
+        leg("AAA~BBB", "BBB/USDT:USDT", T1, ts("2025-01-02 11:00"), 40, 12.5, 12.0, 19.5, 0.3,
             short=True),
-        leg("CCC~DDD:y", "CCC/USDT:USDT", T3, ts("2025-01-03 12:00"), 2, 50, 55, 4.0),
-        leg("CCC~DDD:x", "DDD/USDT:USDT", T3, ts("2025-01-03 12:00"), 3.1, 50, 48, -1.0),
-        leg("AAA~BBB:y", "AAA/USDT:USDT", T2, ts("2025-01-04 06:00"), 5, 120, 126, -30.0, 0.1,
+        leg("CCC~DDD", "CCC/USDT:USDT", T3, ts("2025-01-03 12:00"), 2, 50, 55, 4.0),
+        leg("CCC~DDD", "DDD/USDT:USDT", T3, ts("2025-01-03 12:00"), 3.1, 50, 48, -1.0),
+        leg("AAA~BBB", "AAA/USDT:USDT", T2, ts("2025-01-04 06:00"), 5, 120, 126, -30.0, 0.1,
             short=True),
-        leg("AAA~BBB:x", "BBB/USDT:USDT", T2, ts("2025-01-04 06:00"), 30, 10, 10.5, 5.0, -0.4),
-        leg("EEE~FFF:y", "EEE/USDT:USDT", T5, ts("2025-01-05 05:00"), 1, 20, 19, -2.0),
+        leg("AAA~BBB", "BBB/USDT:USDT", T2, ts("2025-01-04 06:00"), 30, 10, 10.5, 5.0, -0.4),
+        leg("EEE~FFF", "EEE/USDT:USDT", T5, ts("2025-01-05 05:00"), 1, 20, 19, -2.0),
     ]  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -151,7 +151,7 @@ def test_untagged_and_doubled_legs_are_incomplete(trades: pd.DataFrame) -> None:
     extra = pd.DataFrame(
         [
             leg(None, "ZZZ/USDT:USDT", T5, ts("2025-01-05 02:00"), 1, 10, 11, 1.0),
-            leg("CCC~DDD:y", "CCC/USDT:USDT", T3, ts("2025-01-03 12:00"), 1, 50, 55, 1.0),
+            leg("CCC~DDD", "CCC/USDT:USDT", T3, ts("2025-01-03 12:00"), 1, 50, 55, 1.0),
         ]
     )
     trips = couple_trips(pd.concat([trades, extra], ignore_index=True), BETAS)
@@ -396,7 +396,7 @@ def test_cli_on_a_real_backtest(tmp_path: Path) -> None:
     stats = doc["strategy"]["CointPairsStrategy"]
     trades = pd.DataFrame(stats["trades"])
     assert len(trades) > 0, "the backtest made no trade: nothing to report on"
-    trades["couple"] = trades["enter_tag"].str.rsplit(":", n=1).str[0]
+    trades["couple"] = trades["enter_tag"]  # one tag per couple
     expected = trades.groupby("couple").agg(
         trips=("open_date", "nunique"), pnl=("profit_abs", "sum")
     )

@@ -218,8 +218,8 @@ def test_plan_respects_max_open_couples_and_blocked_candles() -> None:
 
 def test_build_plan_signals_both_legs_on_the_entry_row() -> None:
     plan = build_plan(_universe({"A~B": _path({0: 0.0, 5: -2.5, 20: 0.0})}), P)
-    assert plan.signals["A"] == [(105, True, "A~B:y")]  # long the spread: long y
-    assert plan.signals["B"] == [(105, False, "A~B:x")]  # positive beta: short x
+    assert plan.signals["A"] == [(105, True, "A~B")]  # long the spread: long y
+    assert plan.signals["B"] == [(105, False, "A~B")]  # positive beta: short x
     assert plan.signals["C"] == []
     view = plan.views["A"]
     assert view.couple[104] == "A~B" and view.z[105] == pytest.approx(-2.5)

@@ -76,7 +76,8 @@ def run_backtest(tmp, overlay_section: dict | None = None) -> tuple[pd.DataFrame
     trades = pd.DataFrame(doc["strategy"]["CointPairsStrategy"]["trades"])
     for col in ("open_date", "close_date"):
         trades[col] = pd.to_datetime(trades[col], utc=True)
-    parsed = trades["enter_tag"].map(parse_leg_tag)
+    parsed = pd.Series([parse_leg_tag(t, p) for t, p in zip(trades["enter_tag"], trades["pair"],
+                                                           strict=True)], index=trades.index)
     assert parsed.notna().all(), trades.loc[parsed.isna(), ["pair", "enter_tag"]]
     trades["couple"] = parsed.str[0]
     trades["role"] = parsed.str[1]

@@ -206,7 +206,7 @@ def _exit(strat: Any, trade: Trade) -> str | None:
 def test_simultaneous_second_leg_confirmations_accept_it_once(strategy: Any) -> None:
     ticket = _ticket(["y"])
     strategy.entries.tickets[strategy.entries.ticket_key("WLD~ARB", NOW)] = ticket
-    _open_trade(WLD, "WLD~ARB:y", 1210.0, short=False)
+    _open_trade(WLD, "WLD~ARB", 1210.0, short=False)
     start = threading.Barrier(8)
     results: list[bool] = []
 
@@ -241,7 +241,7 @@ def test_a_filled_ghost_second_leg_is_adopted_as_its_trade(strategy: Any) -> Non
     ticket = _ticket(["y", "x"])
     strategy.entries.tickets[strategy.entries.ticket_key("WLD~ARB", NOW)] = ticket
     _ledger()
-    _open_trade(WLD, "WLD~ARB:y", 1210.0, short=False, ticket=ticket, role="y")
+    _open_trade(WLD, "WLD~ARB", 1210.0, short=False, ticket=ticket, role="y")
     strategy.entries._entered[ticket.couple_id] = {"y"}  # the first leg's fill was recorded
     exchange = strategy.dp._exchange
     exchange.orders = [{"id": "77", "symbol": ARB, "side": "sell", "status": "closed",
@@ -253,7 +253,7 @@ def test_a_filled_ghost_second_leg_is_adopted_as_its_trade(strategy: Any) -> Non
     adopted = [t for t in Trade.get_open_trades() if t.pair == ARB]
     assert len(adopted) == 1
     trade = adopted[0]
-    assert (trade.enter_tag, trade.is_short, trade.amount) == ("WLD~ARB:x", True, 3842.7)
+    assert (trade.enter_tag, trade.is_short, trade.amount) == ("WLD~ARB", True, 3842.7)
     assert trade.open_rate == pytest.approx(0.269)
     assert trade.orders[0].order_id == "77"
     assert trade.get_custom_data("couple_id") == ticket.couple_id
@@ -272,7 +272,7 @@ def test_after_a_restart_an_unrecorded_second_fill_is_adopted_from_the_ledger(
     no ticket survives; the ledger and the first leg's record rebuild the second leg."""
     ticket = _ticket(["y", "x"])
     _ledger()
-    _open_trade(WLD, "WLD~ARB:y", 1210.0, short=False, ticket=ticket, role="y")
+    _open_trade(WLD, "WLD~ARB", 1210.0, short=False, ticket=ticket, role="y")
     exchange = strategy.dp._exchange
     exchange.orders = [{"id": "91", "symbol": ARB, "side": "sell", "status": "closed",
                         "filled": 3842.7, "amount": 3842.7, "average": 0.27, "price": None,
@@ -290,7 +290,7 @@ def test_after_a_restart_an_unrecorded_second_fill_is_adopted_from_the_ledger(
 
 def test_a_lone_first_leg_is_closed_when_its_partner_has_no_order(strategy: Any) -> None:
     _ledger()
-    first = _open_trade(WLD, "WLD~ARB:y", 1210.0, short=False)
+    first = _open_trade(WLD, "WLD~ARB", 1210.0, short=False)
     _positions(strategy.dp._exchange, WLD=1210.0)
     strategy._live.check()
     assert _exit(strategy, first) == "partner_exit"
@@ -301,8 +301,8 @@ def test_a_lone_first_leg_is_closed_when_its_partner_has_no_order(strategy: Any)
 
 def test_a_partly_filled_second_leg_is_topped_up_once(strategy: Any) -> None:
     _ledger()
-    _open_trade(WLD, "WLD~ARB:y", 1210.0, short=False)
-    x = _open_trade(ARB, "WLD~ARB:x", 2305.6, short=True)  # 60%, the rest expired
+    _open_trade(WLD, "WLD~ARB", 1210.0, short=False)
+    x = _open_trade(ARB, "WLD~ARB", 2305.6, short=True)  # 60%, the rest expired
     _positions(strategy.dp._exchange, WLD=1210.0, ARB=-2305.6)
     strategy._live.check()
     stake, tag = _adjust(strategy, x, rate=0.27)
@@ -316,8 +316,8 @@ def test_a_top_up_that_keeps_failing_becomes_a_trim_of_the_partner(
     strategy: Any, clock: list[float],
 ) -> None:
     _ledger()
-    y = _open_trade(WLD, "WLD~ARB:y", 1210.0, short=False)
-    x = _open_trade(ARB, "WLD~ARB:x", 2305.6, short=True)
+    y = _open_trade(WLD, "WLD~ARB", 1210.0, short=False)
+    x = _open_trade(ARB, "WLD~ARB", 2305.6, short=True)
     _positions(strategy.dp._exchange, WLD=1210.0, ARB=-2305.6)
     for t in (0, 1, 3, 6, 10):  # every top-up is refused (never fills)
         clock[0] = float(t)
@@ -335,8 +335,8 @@ def test_a_top_up_that_keeps_failing_becomes_a_trim_of_the_partner(
 def test_a_leg_reduced_on_the_exchange_trims_its_partner(strategy: Any) -> None:
     """A partial liquidation of ARB (Freqtrade's trade has not seen it yet)."""
     _ledger()
-    y = _open_trade(WLD, "WLD~ARB:y", 1210.0, short=False)
-    _open_trade(ARB, "WLD~ARB:x", 3842.7, short=True)
+    y = _open_trade(WLD, "WLD~ARB", 1210.0, short=False)
+    _open_trade(ARB, "WLD~ARB", 3842.7, short=True)
     _positions(strategy.dp._exchange, WLD=1210.0, ARB=-2690.0)  # 70% left
     strategy._live.check()
     stake, tag = _adjust(strategy, y)
@@ -370,7 +370,7 @@ def test_failing_closes_back_off_then_stop_entries_and_call_a_person(
     strategy: Any, clock: list[float]
 ) -> None:
     _ledger()
-    trade = _open_trade(WLD, "WLD~ARB:y", 1210.0, short=False)
+    trade = _open_trade(WLD, "WLD~ARB", 1210.0, short=False)
     _positions(strategy.dp._exchange, WLD=1210.0)
     exits = []
     for t in (0, 2, 3, 4, 6, 8, 13.9, 14):  # the leg never closes: every exit fails
@@ -420,7 +420,7 @@ def test_an_open_ghost_order_is_cancelled_and_the_couple_repaired_at_once(
     lost, or the bot died after sending it): nobody would manage it, so it is cancelled
     and the lone first leg closed in the same check; never a second order."""
     _ledger()
-    first = _open_trade(WLD, "WLD~ARB:y", 1210.0, short=False)
+    first = _open_trade(WLD, "WLD~ARB", 1210.0, short=False)
     exchange = strategy.dp._exchange
     exchange.orders = [{"id": "78", "symbol": ARB, "side": "sell", "status": "open",
                         "filled": 0.0, "amount": 3842.7, "reduceOnly": False}]

@@ -26,6 +26,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import InvalidToken
 
 from statarb.ft.telegram import API_URL_ENV, file_url_for, patch_telegram
+from statarb.legs import parse_leg_tag
 from tests.offline import (
     API_CREDENTIALS,
     FREQTRADE,
@@ -351,7 +352,8 @@ def test_freqtrade_telegram_bot_reports_and_takes_commands(telegram_bot) -> None
     assert len(client.status()) == 2
 
     # /forceexit <id> of one leg: it exits, and the strategy closes the partner.
-    forced = next(t for t in trades if t["enter_tag"].endswith(":x"))
+    forced = next(t for t in trades
+                  if (parse_leg_tag(t["enter_tag"], t["pair"]) or ("", ""))[1] == "x")
     partner = next(t for t in trades if t is not forced)
     mark = len(tg.messages)
     tg.say(f"/forceexit {forced['trade_id']}")

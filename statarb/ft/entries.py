@@ -62,7 +62,7 @@ class CoupleEntries:
     def ticket(self, pair: str, entry_tag: str | None, current_time: datetime,
                current_rate: float, proposed_stake: float) -> CoupleTicket | None:
         """The couple entry behind a leg's signal, sized once for both legs."""
-        parsed = parse_leg_tag(entry_tag)
+        parsed = parse_leg_tag(entry_tag, pair)
         if parsed is None:
             return None
         couple, role = parsed
@@ -209,7 +209,7 @@ class CoupleEntries:
         """``confirm_trade_entry`` of a leg. The bot loop and a REST/Telegram force entry
         may confirm legs at the same time: one decision at a time, so a leg is never
         accepted twice."""
-        parsed = parse_leg_tag(entry_tag)
+        parsed = parse_leg_tag(entry_tag, pair)
         if parsed is None:
             return True  # not a couple leg (a manual force entry): Freqtrade's business
         live = self.s._live
@@ -308,7 +308,7 @@ class CoupleEntries:
             return
         if trade.get_custom_data("couple_id"):
             return
-        parsed = parse_leg_tag(trade.enter_tag)
+        parsed = parse_leg_tag(trade.enter_tag, trade.pair)
         if parsed is None:
             return
         couple, role = parsed

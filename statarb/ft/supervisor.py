@@ -217,8 +217,8 @@ class LegSupervisor:
             if t.pair != pair:
                 continue
             owner = t.get_custom_data("couple_id")
-            if owner == ledger.couple_id or (owner is None
-                                             and parse_leg_tag(t.enter_tag) == (couple, role)):
+            untracked = owner is None and parse_leg_tag(t.enter_tag, pair) == (couple, role)
+            if owner == ledger.couple_id or untracked:
                 return t
         return None
 
