@@ -11,6 +11,8 @@ DATADIR ?= $(SHARED)/data/binance
 MARKETS ?= $(SHARED)/markets/binance_usdm_exchangeInfo.json
 CONFIG ?= config.json
 OFFLINE ?= config.offline.json
+# The REST API / FreqUI overlay: only `make dry-run` needs it (see config.api.json).
+API_CONFIG ?= config.api.json
 STRATEGY ?= CointPairsStrategy
 TIMERANGE ?= 20240101-20260101
 # The first 60% of the shared data chooses parameters; the rest is out-of-sample.
@@ -38,14 +40,17 @@ VARIANTS ?= research/sweep.yml
 RESEARCH_ARGS ?=
 PYTEST_ARGS ?=
 SIM_PORT ?= 8765
-SIM_ARGS ?=
-# REST API credentials: taken from the environment when exported, otherwise from a random,
-# git-ignored file made once (config.json ships none; see statarb/credentials.py).
+# `make sim` replays the data as if it were now, like `make dry-run`, so a plain freqtrade
+# command pointed at it (config.offline.json) finds candles up to now.
+SIM_ARGS ?= --start $(REPLAY_START) --shift-to-now
+# REST API credentials for the API overlay: taken from the environment when exported,
+# otherwise from a random, git-ignored file made once (no config file ships any; see
+# statarb/credentials.py).
 API_ENV ?= user_data/.api_credentials.env
 WITH_API_ENV = if [ -z "$${FREQTRADE__API_SERVER__PASSWORD:-}" ]; then \
 	$(BIN)/python -m statarb.credentials $(API_ENV) && set -a && . ./$(API_ENV) && set +a; fi;
 
-.PHONY: help install lock test lint scan research bench-research backtest hyperopt plot analysis bias report dry-run test-pairlist chaos sim bench bench-backtest clean
+.PHONY: help install browser lock test lint scan research bench-research backtest hyperopt plot analysis bias report dry-run test-pairlist chaos sim bench bench-backtest clean
 
 help:
 	@echo "make install   create .venv with pinned freqtrade, statsmodels, TA-Lib ... (idempotent)"
@@ -61,7 +66,7 @@ help:
 	@echo "make report    per-couple table and equity chart of the latest backtest (user_data/report/)"
 	@echo "make research  walk-forward sweep of VARIANTS=$(VARIANTS), chosen on the first 60% -> user_data/research/"
 	@echo "make scan      cointegration scan of the shared data -> $(SCAN_OUT)/ (SCAN_ARGS='--days 60')"
-	@echo "make sim       run the Binance USDT-M simulator in the foreground on port $(SIM_PORT)"
+	@echo "make sim       run the Binance USDT-M simulator in the foreground on port $(SIM_PORT), replaying REPLAY_START as now"
 	@echo "make bench     cointegration engine benchmark against statsmodels"
 	@echo "make bench-backtest  full backtest time against freqtrade's sample strategy"
 	@echo "make bench-research  research sweep speed and the formation cache's saving, against a freqtrade backtest"
@@ -77,12 +82,29 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m statarb.ft.plugins install
 	@touch $(STAMP)
 
+# Debian's Chromium for the FreqUI browser test (tests/test_frequi_browser.py drives it
+# with Playwright, whose own browser download cannot work offline): installed when it is
+# missing and we are root; otherwise a message, and that test fails with the same one.
+CHROMIUM := /usr/bin/chromium
+APT_LOG := $${TMPDIR:-/tmp}/statarb-apt-chromium.log
+browser:
+	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "make browser: $(CHROMIUM) is missing; install Debian's package chromium" \
+			"(sudo apt-get install chromium): tests/test_frequi_browser.py fails without it" >&2; \
+		exit 0; fi; \
+	echo "make browser: installing Debian's chromium (apt-get, log in $(APT_LOG))"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	{ apt-get install -y -qq chromium || { apt-get update -qq && apt-get install -y -qq chromium; }; } \
+		> $(APT_LOG) 2>&1 || { tail -n 20 $(APT_LOG) >&2; \
+		echo "make browser: apt-get install chromium failed: tests/test_frequi_browser.py will fail" >&2; }
+
 # Regenerate the full pinned set from the current environment (after changing a pin).
 lock:
 	$(BIN)/python -m pip freeze --exclude-editable --exclude statarb | sort -f > requirements.lock
 
 # pytest exits 5 when it collects no test: that is a failure here, never a pass.
-test: install
+test: install browser
 	@set +e; $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests - failing" >&2; exit 1; fi; \
 	exit $$rc
@@ -95,7 +117,7 @@ research: install
 		--datadir $(DATADIR) $(RESEARCH_ARGS)
 
 bench-research: install
-	@$(WITH_API_ENV) $(BIN)/python benchmarks/bench_research.py --datadir $(DATADIR)
+	@$(BIN)/python benchmarks/bench_research.py --datadir $(DATADIR)
 
 scan: install
 	$(BIN)/python -m statarb.scan --datadir $(DATADIR) --out $(SCAN_OUT) $(SCAN_ARGS)
@@ -103,8 +125,7 @@ scan: install
 # The main job: starts the simulator on a free port (markets come from it), runs the plain
 # freqtrade backtest on the shared data and stops the simulator.
 backtest: install
-	@$(WITH_API_ENV) \
-	$(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) -- \
+	@$(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) -- \
 		$(BIN)/freqtrade backtesting --config $(CONFIG) --config $(OFFLINE) \
 		--datadir $(DATADIR) --strategy $(STRATEGY) --timerange $(TIMERANGE) \
 		--export signals --cache none
@@ -112,8 +133,7 @@ backtest: install
 # Parameters are chosen on the in-sample part only; the result goes to
 # strategies/CointPairsStrategy.json, which later backtests pick up.
 hyperopt: install
-	@$(WITH_API_ENV) \
-	$(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) -- \
+	@$(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) -- \
 		$(BIN)/freqtrade hyperopt --config $(CONFIG) --config $(OFFLINE) \
 		--datadir $(DATADIR) --strategy $(STRATEGY) --timerange $(IS_TIMERANGE) \
 		--spaces buy sell --hyperopt-loss $(HYPEROPT_LOSS) --epochs $(EPOCHS) -j 2 \
@@ -123,21 +143,18 @@ RUN_FT = $(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKE
 
 # Candles, trades (of the latest backtest, when there is one) and the couple subplots.
 plot: install
-	@$(WITH_API_ENV) \
-	trades="--no-trades"; [ -f $(BACKTEST_RESULTS)/.last_result.json ] && \
+	@trades="--no-trades"; [ -f $(BACKTEST_RESULTS)/.last_result.json ] && \
 		trades="--export-filename $(BACKTEST_RESULTS)"; \
 	$(RUN_FT) plot-dataframe --config $(CONFIG) --config $(OFFLINE) --datadir $(DATADIR) \
 		--strategy $(STRATEGY) -p $(PAIR) --timerange $(PLOT_TIMERANGE) $$trades
 
 # Entries and exits of the latest backtest (`make backtest` exports its signals).
 analysis: install
-	@$(WITH_API_ENV) \
-	$(RUN_FT) backtesting-analysis --config $(CONFIG) --config $(OFFLINE) \
+	@$(RUN_FT) backtesting-analysis --config $(CONFIG) --config $(OFFLINE) \
 		--backtest-directory $(BACKTEST_RESULTS) --analysis-groups 0 1
 
 bias: install
-	@$(WITH_API_ENV) \
-	$(RUN_FT) lookahead-analysis --config $(CONFIG) --config $(OFFLINE) --datadir $(DATADIR) \
+	@$(RUN_FT) lookahead-analysis --config $(CONFIG) --config $(OFFLINE) --datadir $(DATADIR) \
 		--strategy $(STRATEGY) --timerange $(BIAS_TIMERANGE) \
 		--targeted-trade-amount 10 --minimum-trade-amount 6 && \
 	$(RUN_FT) recursive-analysis --config $(CONFIG) --config $(OFFLINE) --datadir $(DATADIR) \
@@ -148,12 +165,12 @@ dry-run: install
 	@$(WITH_API_ENV) \
 	$(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) \
 		--start $(REPLAY_START) --shift-to-now -- \
-		$(BIN)/freqtrade trade --config $(CONFIG) --config $(OFFLINE) --strategy $(STRATEGY) \
+		$(BIN)/freqtrade trade --config $(CONFIG) --config $(OFFLINE) --config $(API_CONFIG) \
+		--strategy $(STRATEGY) \
 		--db-url $(DRYRUN_DB)
 
 test-pairlist: install
-	@$(WITH_API_ENV) \
-	$(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) \
+	@$(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) \
 		--start $(REPLAY_START) --shift-to-now -- \
 		$(BIN)/freqtrade test-pairlist --config $(CONFIG) --config $(OFFLINE)
 

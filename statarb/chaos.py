@@ -161,7 +161,8 @@ class LiveRun:
         self.log = self.workdir / f"freqtrade-{self.runs}.log"
         cmd = [
             str(Path(sys.executable).parent / "freqtrade"), "trade",
-            "--config", "config.json", "--config", str(self.overlay), "--config", str(extra),
+            "--config", "config.json", "--config", "config.api.json",
+            "--config", str(self.overlay), "--config", str(extra),
             "--strategy", "CointPairsStrategy", "--db-url", f"sqlite:///{self.db}",
         ]
         with self.log.open("w") as out:

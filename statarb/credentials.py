@@ -2,9 +2,10 @@
 
 Freqtrade's config schema requires ``username``, ``password`` and ``jwt_secret_key`` in
 ``api_server`` whenever the section exists, and reads ``FREQTRADE__API_SERVER__*``
-environment variables before validating. ``config.json`` therefore carries no credentials;
-they come from the environment. When the operator has not exported them, the Makefile
-sources a file written here once: random values, mode 0600, under ``user_data/`` (git
+environment variables before validating. The API server is therefore its own overlay,
+``config.api.json``, with no credentials (``config.json`` has no ``api_server`` at all, so
+commands that need no API server need nothing exported); they come from the environment.
+When the operator has not exported them, ``make dry-run`` sources a file written here once: random values, mode 0600, under ``user_data/`` (git
 ignored), so a fresh clone never runs with a known password.
 
     python -m statarb.credentials user_data/.api_credentials.env

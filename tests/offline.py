@@ -12,17 +12,19 @@ from typing import Any
 from statarb.offline import free_port, offline_env, replay_start, stop_process
 
 __all__ = [
-    "API_CREDENTIALS", "FREQTRADE", "REPLAY_START", "REPO", "free_port", "offline_env",
-    "run_freqtrade", "stop_process", "wait_for",
+    "API_CONFIG", "API_CREDENTIALS", "FREQTRADE", "REPLAY_START", "REPO", "free_port",
+    "offline_env", "run_freqtrade", "stop_process", "wait_for",
 ]
 
 REPO = Path(__file__).resolve().parents[1]
 FREQTRADE = str(Path(sys.executable).parent / "freqtrade")
 
 
-# Throwaway REST API credentials for runs of the project's config.json, which ships none.
-# Only for configs that have an api_server section: Freqtrade turns these variables into
-# that section, and a partial one fails validation.
+# The REST API overlay (config.json has no api_server: plain commands need no credentials).
+API_CONFIG = "config.api.json"
+# Throwaway REST API credentials for runs with API_CONFIG, which ships none. Only with that
+# overlay: Freqtrade turns these variables into an api_server section, and a partial one
+# fails validation.
 API_CREDENTIALS = {
     "FREQTRADE__API_SERVER__USERNAME": "test",
     "FREQTRADE__API_SERVER__PASSWORD": "pw-test-only",
@@ -52,8 +54,7 @@ def run_freqtrade(*args: str, sim_args: tuple[str, ...] = (), timeout: float = 9
         *rest,
     ]  # fmt: skip
     # A wide terminal: Freqtrade's result tables are cut to the terminal width.
-    proc = subprocess.run(cmd, cwd=REPO, env=offline_env(**API_CREDENTIALS, COLUMNS="250",
-                                                         **env),
+    proc = subprocess.run(cmd, cwd=REPO, env=offline_env(COLUMNS="250", **env),
                           capture_output=True, text=True, timeout=timeout)
     output = proc.stdout + proc.stderr
     if proc.returncode != 0 or " - ERROR - " in output:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.offline import API_CREDENTIALS, FREQTRADE, REPO, offline_env
+from tests.offline import FREQTRADE, REPO, offline_env
 from tests.shared_data import DATADIR, MARKETS, require_shared
 
 pytestmark = pytest.mark.slow
@@ -36,7 +36,7 @@ def test_offline_backtest_with_the_project_config(tmp_path: Path) -> None:
     proc = subprocess.run(
         cmd,
         cwd=REPO,
-        env=offline_env(**API_CREDENTIALS),
+        env=offline_env(),  # no API credentials: plain config.json needs none
         capture_output=True,
         text=True,
         timeout=600,

@@ -23,6 +23,7 @@ from statarb.offline import shifted_clock
 from statarb.sim import SimServer
 from statarb.sim.run import DEFAULT_OVERLAY, write_overlay
 from tests.offline import (
+    API_CONFIG,
     API_CREDENTIALS,
     FREQTRADE,
     REPLAY_START,
@@ -64,7 +65,8 @@ class Bot:
         self.runs += 1
         self.log = self.tmp / f"freqtrade-{self.runs}.log"
         cmd = [
-            FREQTRADE, "trade", "--config", "config.json", "--config", str(self.overlay),
+            FREQTRADE, "trade", "--config", "config.json", "--config", API_CONFIG,
+            "--config", str(self.overlay),
             "--config", str(extra), "--strategy", "CointPairsStrategy",
             "--db-url", f"sqlite:///{self.db}",
         ]

@@ -14,8 +14,12 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import os
 import re
 import shutil
+import signal
+import subprocess
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -24,8 +28,17 @@ import pandas as pd
 import pytest
 
 from statarb.legs import parse_leg_tag
-from tests.offline import REPLAY_START, REPO, run_freqtrade
-from tests.shared_data import DATADIR
+from statarb.sim.run import DEFAULT_OVERLAY, write_overlay
+from tests.offline import (
+    FREQTRADE,
+    REPLAY_START,
+    REPO,
+    free_port,
+    offline_env,
+    run_freqtrade,
+    wait_for,
+)
+from tests.shared_data import DATADIR, MARKETS
 
 pytestmark = pytest.mark.slow
 
@@ -172,6 +185,48 @@ def test_test_pairlist_prints_the_coins_of_the_chosen_couples(tmp_path: Path) ->
     assert ("WLD/USDT:USDT", "ARB/USDT:USDT") in couples  # the Makefile's replay instant
     expected = list(dict.fromkeys(p for couple in couples for p in couple))
     assert printed == expected
+
+
+def test_plain_test_pairlist_against_make_sim_needs_no_exported_variable(tmp_path: Path) -> None:
+    """What a user types: ``make sim`` in one terminal, then plain
+    ``freqtrade test-pairlist --config config.json --config config.offline.json`` with
+    nothing exported. config.json has no API server, so no credentials are needed, and
+    ``make sim`` replays the data as now, so the filter finds candles up to now."""
+    assert "api_server" not in json.loads((REPO / "config.json").read_text())
+    port = free_port()
+    env = {k: v for k, v in offline_env().items() if not k.startswith("FREQTRADE__")}
+    sim_log = tmp_path / "sim.log"
+    with sim_log.open("w") as out:
+        sim = subprocess.Popen(
+            ["make", "-s", "sim", f"SIM_PORT={port}", f"DATADIR={DATADIR}",
+             f"MARKETS={MARKETS}"],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        def up() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/fapi/v1/ping", timeout=2):
+                    return True
+            except OSError:
+                return False
+        wait_for("make sim", up, 120, sim, sim_log)
+        overlay = write_overlay(DEFAULT_OVERLAY, port, DATADIR, tmp_path)  # the port only
+        user_data = Path(_user_data(tmp_path))
+        proc = subprocess.run(
+            [FREQTRADE, "test-pairlist", "--config", "config.json", "--config", str(overlay),
+             "--user-data-dir", str(user_data), "--print-json"],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    finally:
+        os.killpg(sim.pid, signal.SIGINT)
+        try:
+            sim.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(sim.pid, signal.SIGKILL)
+            sim.wait(timeout=10)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and " - ERROR - " not in output, output[-4000:]
+    assert "required property" not in output and "no candles" not in output, output[-4000:]
+    printed = json.loads(re.findall(r"^\[.*\]$", output, re.MULTILINE)[-1])
+    assert {"WLD/USDT:USDT", "ARB/USDT:USDT"} <= set(printed), printed
 
 
 # ------------------------------------------------------------------ bias checks

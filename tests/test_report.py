@@ -29,7 +29,7 @@ from statarb.report import (
     signal_betas,
     write_equity_html,
 )
-from tests.offline import API_CREDENTIALS, FREQTRADE, REPO, offline_env
+from tests.offline import FREQTRADE, REPO, offline_env
 from tests.shared_data import DATADIR, MARKETS, require_shared
 
 FEE = 0.0005
@@ -377,7 +377,7 @@ def test_cli_on_a_real_backtest(tmp_path: Path) -> None:
         "--strategy-path", str(REPO / "strategies"), "--timerange", "20250701-20250801",
         "--export", "signals", "--backtest-directory", str(results), "--cache", "none",
     ]  # fmt: skip
-    env = offline_env(**API_CREDENTIALS)
+    env = offline_env()
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     (zip_path,) = sorted(results.glob("backtest-result-*.zip"))

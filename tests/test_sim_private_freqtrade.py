@@ -23,6 +23,7 @@ from statarb.sim import SimServer
 from statarb.sim.journal import naked_intervals
 from statarb.sim.run import DEFAULT_OVERLAY, write_overlay
 from tests.offline import (
+    API_CONFIG,
     API_CREDENTIALS,
     FREQTRADE,
     REPLAY_START,
@@ -70,6 +71,8 @@ def live_bot(tmp_path: Path) -> Iterator[dict[str, Any]]:
             "trade",
             "--config",
             "config.json",
+            "--config",
+            API_CONFIG,
             "--config",
             str(overlay),
             "--config",

@@ -26,7 +26,7 @@ from statarb.report import couple_trips
 from statarb.research.evaluate import Workbench
 from statarb.settings import StrategySettings
 from statarb.signals import SignalParams, build_plan
-from tests.offline import API_CREDENTIALS, FREQTRADE, REPO, offline_env
+from tests.offline import FREQTRADE, REPO, offline_env
 from tests.shared_data import CCXT_MARKETS, DATADIR, MARKETS, require_shared
 
 pytestmark = pytest.mark.slow
@@ -64,7 +64,7 @@ def run_backtest(tmp, overlay_section: dict | None = None) -> tuple[pd.DataFrame
         "--strategy-path", str(strategies), "--timerange", "20240101-20260101",
         "--export", "trades", "--backtest-directory", str(results), "--cache", "none",
     ]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=REPO, env=offline_env(**API_CREDENTIALS),
+    proc = subprocess.run(cmd, cwd=REPO, env=offline_env(),
                           capture_output=True, text=True, timeout=900)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-4000:]

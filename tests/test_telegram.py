@@ -28,6 +28,7 @@ from telegram.error import InvalidToken
 from statarb.ft.telegram import API_URL_ENV, file_url_for, patch_telegram
 from statarb.legs import parse_leg_tag
 from tests.offline import (
+    API_CONFIG,
     API_CREDENTIALS,
     FREQTRADE,
     REPLAY_START,
@@ -248,7 +249,7 @@ def telegram_bot(tmp_path: Path) -> Iterator[dict[str, Any]]:
           SimServer(datadir=DATADIR, markets=MARKETS, port=0, clock=clock) as sim):
         overlay = write_overlay(DEFAULT_OVERLAY, sim.port, DATADIR, tmp_path)
         cmd = [
-            FREQTRADE, "trade", "--config", "config.json",
+            FREQTRADE, "trade", "--config", "config.json", "--config", API_CONFIG,
             "--config", str(overlay), "--config", str(extra),
             "--strategy", "CointPairsStrategy",
             "--db-url", f"sqlite:///{tmp_path / 'dryrun.sqlite'}",
