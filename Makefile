@@ -178,7 +178,7 @@ chaos: install
 	$(BIN)/python -m statarb.chaos $(CHAOS_ARGS)
 
 report: install
-	$(BIN)/python -m statarb.report --datadir $(DATADIR) $(REPORT_ARGS)
+	$(BIN)/python -m statarb.report $(REPORT_ARGS)
 
 sim: install
 	$(BIN)/python -m statarb.sim --datadir $(DATADIR) --markets $(MARKETS) --port $(SIM_PORT) $(SIM_ARGS)

@@ -5,8 +5,9 @@ Freqtrade's config schema requires ``username``, ``password`` and ``jwt_secret_k
 environment variables before validating. The API server is therefore its own overlay,
 ``config.api.json``, with no credentials (``config.json`` has no ``api_server`` at all, so
 commands that need no API server need nothing exported); they come from the environment.
-When the operator has not exported them, ``make dry-run`` sources a file written here once: random values, mode 0600, under ``user_data/`` (git
-ignored), so a fresh clone never runs with a known password.
+When the operator has not exported them, ``make dry-run`` sources a file written here
+once: random values, mode 0600, under ``user_data/`` (git ignored), so a fresh clone never
+runs with a known password.
 
     python -m statarb.credentials user_data/.api_credentials.env
 """

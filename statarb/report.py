@@ -3,7 +3,7 @@
 Usage::
 
     python -m statarb.report [--results user_data/backtest_results | --file RESULT.zip] \\
-        [--datadir ../shared/data/binance] [--out user_data/report] [--strategy NAME]
+        [--datadir DIR] [--out user_data/report] [--strategy NAME]
 
 Freqtrade reports legs: every couple trade is two Freqtrade trades (one per coin), so its
 per-pair and per-tag tables split each couple trade in two and hide whether the hedge
@@ -63,6 +63,7 @@ __all__ = [
 ]
 
 EXIT_BAD_INPUT = 2
+FALLBACK_DATADIR = Path("../shared/data/binance")
 TOTAL = "TOTAL"
 DAYS_PER_YEAR = 365  # crypto trades every day: daily returns annualise with sqrt(365)
 HOUR = pd.Timedelta(hours=1)
@@ -515,8 +516,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--datadir",
         type=Path,
-        default=Path("../shared/data/binance"),
-        help="Freqtrade datadir with BTC futures candles (default %(default)s)",
+        default=None,
+        help="Freqtrade datadir with BTC futures candles (default: the one the backtest "
+        f"recorded in its result, else {FALLBACK_DATADIR})",
     )
     p.add_argument(
         "--out",
@@ -527,6 +529,30 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--strategy", default=None, help="strategy of a multi-strategy result")
     p.add_argument("--no-btc", action="store_true", help="skip the BTC correlation")
     return p.parse_args(argv)
+
+
+def _btc_datadir(given: Path | None, recorded: Path | None) -> tuple[Path, str]:
+    """Where BTC's candles are read: ``--datadir`` when given, else the datadir the backtest
+    recorded in its result (the candles it really ran on), else the shared data."""
+    if given is not None:
+        return given, "--datadir"
+    if recorded is not None:
+        return recorded, "the backtest's datadir"
+    return FALLBACK_DATADIR, "the default (the result records no datadir)"
+
+
+def _check_covers(btc: pd.Series, datadir: Path, start: Any, end: Any) -> None:
+    """BTC's candles must span the backtest; otherwise the correlation would be empty."""
+    if start is None or end is None or btc.empty:
+        return
+    start, end = pd.Timestamp(start, tz="UTC"), pd.Timestamp(end, tz="UTC")
+    first, last = btc.index.min(), btc.index.max()
+    if first > start + pd.Timedelta(days=1) or last < end - pd.Timedelta(days=1):
+        raise ReportError(
+            f"BTC's candles in {datadir} cover {first:%Y-%m-%d}..{last:%Y-%m-%d}, not the "
+            f"backtest's {start:%Y-%m-%d}..{end:%Y-%m-%d}: pass the backtest's --datadir "
+            "or --no-btc"
+        )
 
 
 def _btc_close(datadir: Path, timeframe: str, stake: str) -> pd.Series:
@@ -560,7 +586,13 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
 
     result = load_result(args.file, directory=args.results, strategy=args.strategy)
     stake = str(result.stats.get("stake_currency") or "USDT")
-    btc = None if args.no_btc else _btc_close(args.datadir, result.timeframe, stake)
+    btc = None
+    if not args.no_btc:
+        datadir, why = _btc_datadir(args.datadir, result.datadir)
+        btc = _btc_close(datadir, result.timeframe, stake)
+        _check_covers(btc, datadir, result.stats.get("backtest_start"),
+                      result.stats.get("backtest_end"))
+        result.notes.append(f"BTC candles from {datadir} ({why})")
     betas = signal_betas(result.signals or {}, result.trades, result.timeframe)
     trips = couple_trips(result.trades, betas)
     table = couple_table(trips)

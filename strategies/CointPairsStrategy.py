@@ -33,6 +33,7 @@ from statarb import messages, published
 from statarb.ft import redact
 from statarb.ft.couples import CouplePlan
 from statarb.ft.entries import CoupleEntries
+from statarb.ft.results import record_datadir
 from statarb.ft.runmode import Mode, run_mode, universe_pairs
 from statarb.ft.supervisor import LegSupervisor
 from statarb.ft.worker import set_error_retry
@@ -264,8 +265,11 @@ class CointPairsStrategy(IStrategy):
     # ------------------------------------------------------------------ live
     def bot_start(self, **kwargs) -> None:
         """Secrets out of the logs (FreqUI's websocket token in uvicorn's request lines);
+        backtests record their datadir in the result (``make report`` reads BTC from it);
         dry-run and live: the leg supervisor reconciles what a restart found."""
         redact.install()
+        if self.mode.simulated:
+            record_datadir(self.config)
         if self._live is not None:
             self._live.start()
 

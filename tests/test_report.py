@@ -343,6 +343,21 @@ def test_cli_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert not (tmp_path / "out").exists()
 
 
+def test_btc_comes_from_the_backtests_datadir_and_must_cover_it(tmp_path: Path) -> None:
+    from statarb.report import FALLBACK_DATADIR, ReportError, _btc_datadir, _check_covers
+
+    given, recorded = tmp_path / "given", tmp_path / "recorded"
+    assert _btc_datadir(given, recorded) == (given, "--datadir")
+    assert _btc_datadir(None, recorded) == (recorded, "the backtest's datadir")
+    assert _btc_datadir(None, None)[0] == FALLBACK_DATADIR
+    hours = pd.date_range("2025-01-01", "2025-03-01", freq="h", tz="UTC")
+    btc = pd.Series(1.0, index=hours)
+    _check_covers(btc, given, "2025-01-01 00:00:00", "2025-03-01 00:00:00")  # covered
+    with pytest.raises(ReportError, match=r"cover 2025-01-01\.\.2025-03-01, not the backtest's "
+                       r"2025-06-01\.\.2025-07-01"):
+        _check_covers(btc, given, "2025-06-01 00:00:00", "2025-07-01 00:00:00")
+
+
 def test_latest_result_follows_freqtrade_pointer_or_the_newest_name(tmp_path: Path) -> None:
     from statarb.ft.results import ResultError, latest_result_file
 
@@ -367,12 +382,18 @@ def test_cli_on_a_real_backtest(tmp_path: Path) -> None:
     userdir, results, out = tmp_path / "user_data", tmp_path / "results", tmp_path / "report"
     userdir.mkdir()
     results.mkdir()
+    # Another datadir than the default one, given on the command line only (Freqtrade does
+    # not store command-line arguments in the result): the report must still find BTC.
+    datadir = tmp_path / "elsewhere" / "binance"
+    (datadir / "futures").mkdir(parents=True)
+    for f in (DATADIR / "futures").iterdir():
+        (datadir / "futures" / f.name).symlink_to(f)
     # July 2025: the walk-forward selection trades couples in it (August 2025 has none).
     cmd = [
-        sys.executable, "-m", "statarb.sim.run", "--datadir", str(DATADIR),
+        sys.executable, "-m", "statarb.sim.run", "--datadir", str(datadir),
         "--markets", str(MARKETS), "--",
         FREQTRADE, "backtesting", "--config", str(REPO / "config.json"),
-        "--config", str(REPO / "config.offline.json"), "--datadir", str(DATADIR),
+        "--config", str(REPO / "config.offline.json"), "--datadir", str(datadir),
         "--userdir", str(userdir), "--strategy", "CointPairsStrategy",
         "--strategy-path", str(REPO / "strategies"), "--timerange", "20250701-20250801",
         "--export", "signals", "--backtest-directory", str(results), "--cache", "none",
@@ -383,8 +404,7 @@ def test_cli_on_a_real_backtest(tmp_path: Path) -> None:
     (zip_path,) = sorted(results.glob("backtest-result-*.zip"))
 
     report = subprocess.run(
-        [sys.executable, "-m", "statarb.report", "--results", str(results), "--out", str(out),
-         "--datadir", str(DATADIR)],
+        [sys.executable, "-m", "statarb.report", "--results", str(results), "--out", str(out)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert report.returncode == 0, (report.stdout + report.stderr)[-4000:]
@@ -417,5 +437,6 @@ def test_cli_on_a_real_backtest(tmp_path: Path) -> None:
     assert metrics["equity_source"] == "wallet"
     assert metrics["total_return"] == pytest.approx(stats["profit_total"])
     assert metrics["btc_correlation"] is not None
+    assert f"BTC candles from {datadir.resolve()} (the backtest's datadir)" in metrics["notes"]
     assert (out / "equity.html").is_file() and (out / "plotly.min.js").is_file()
     assert "TOTAL" in report.stdout

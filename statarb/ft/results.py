@@ -8,6 +8,7 @@ the only place that imports them, so :mod:`statarb.report` stays plain pandas.
 
 from __future__ import annotations
 
+import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ __all__ = [
     "ResultError",
     "latest_result_file",
     "load_result",
+    "record_datadir",
 ]
 
 RESULT_GLOB = "backtest-result-*.zip"
@@ -55,6 +57,7 @@ class BacktestResult:
     signals: dict[str, pd.DataFrame] | None = None
     wallet: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
+    datadir: Path | None = None  # the candles the backtest ran on, when it recorded them
 
     @property
     def timeframe(self) -> str:
@@ -95,6 +98,35 @@ def latest_result_file(directory: Path) -> Path:
             f"{directory / '.last_result.json'} names {name}, which does not exist in {directory}"
         )
     return path
+
+
+def record_datadir(config: dict[str, Any]) -> None:
+    """Write the datadir a backtest really reads into the config its result will store.
+
+    Why: Freqtrade stores ``original_config`` in the result zip (``*_config.json``), the
+    merged config files *before* command-line arguments, so a ``--datadir`` given on the
+    command line is not in the result, and a later report would read BTC from another
+    datadir. The strategy calls this at bot start; in backtesting (one strategy) its
+    config is the very dict Freqtrade stores. Harmless elsewhere: the key is Freqtrade's own
+    and holds the value that was used.
+    """
+    original = config.get("original_config")
+    datadir = config.get("datadir")
+    if isinstance(original, dict) and datadir:
+        original["datadir"] = str(Path(datadir).resolve())
+
+
+def _datadir(path: Path, members: list[str]) -> Path | None:
+    """The datadir stored in the result's config, or None (older results, another tool)."""
+    name = f"{path.stem}_config.json"
+    if name not in members:
+        return None
+    with zipfile.ZipFile(path) as archive:
+        try:
+            value = json.loads(archive.read(name)).get("datadir")
+        except (ValueError, AttributeError):
+            return None
+    return Path(value) if isinstance(value, str) and value else None
 
 
 def _members(path: Path) -> list[str]:
@@ -190,4 +222,5 @@ def load_result(
         signals=signals,
         wallet=wallet,
         notes=notes,
+        datadir=_datadir(path, members),
     )
