@@ -86,6 +86,10 @@ class CointPairsStrategy(IStrategy):
     stop_z = DecimalParameter(3.0, 5.0, default=4.0, decimals=1, space="sell")
     time_stop_half_lives = DecimalParameter(1.0, 6.0, default=3.0, decimals=1, space="sell")
 
+    # Two subplots, so FreqUI's trade view (one short chart panel) stays readable: the
+    # z-score with its entry, exit and stop bands, and the regime. couple_spread and
+    # couple_beta are in the dataframe too (plot-dataframe --indicators2, or FreqUI's
+    # plot configurator).
     plot_config = {
         "main_plot": {},
         "subplots": {
@@ -97,9 +101,8 @@ class CointPairsStrategy(IStrategy):
                 "z_stop_lo": {"color": "#7f7f7f"},
                 "z_exit": {"color": "#2ca02c"},
             },
-            "spread": {"couple_spread": {"color": "#9467bd"}},
-            "hedge ratio": {"couple_beta": {"color": "#8c564b"}},
-            "regime": {"regime": {"color": "#ff7f0e", "type": "bar"}},
+            # 1 LOW .. 4 EXTREME: the regime code + 1, so a LOW candle draws a bar too
+            "regime": {"regime_level": {"color": "#ff7f0e", "type": "bar"}},
         },
     }
 

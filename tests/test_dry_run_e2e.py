@@ -116,7 +116,7 @@ def test_dry_run_trades_the_published_couples_and_keeps_legs_together(bot: Bot) 
 
     # What FreqUI draws: the strategy's plot_config and the columns behind it.
     plot = client.plot_config()
-    assert {"z-score", "spread", "hedge ratio", "regime"} <= set(plot["subplots"])
+    assert set(plot["subplots"]) == {"z-score", "regime"}  # two panels: readable in FreqUI
     assert "couple_z" in plot["subplots"]["z-score"]
     first = selection["couples"][0]
 
@@ -126,11 +126,12 @@ def test_dry_run_trades_the_published_couples_and_keeps_legs_together(bot: Bot) 
 
     doc = wait_for("analyzed candles", candles, 60, proc, log)
     cols = doc["columns"]
-    assert {"couple_z", "couple_beta", "couple_spread", "regime"} <= set(cols)
+    assert {"couple_z", "couple_beta", "couple_spread", "regime", "regime_level"} <= set(cols)
     last = doc["data"][-1]
     assert last[cols.index("couple_beta")] == pytest.approx(first["beta"])
     assert abs(last[cols.index("couple_z")]) >= 2.0  # the replay instant's signal
     assert last[cols.index("regime")] in (0, 1, 2, 3)
+    assert last[cols.index("regime_level")] == last[cols.index("regime")] + 1
 
     # Both legs of the couple open in the same bot loop, in the hedge ratio.
     trades = wait_for("both legs of a couple", lambda: (

@@ -84,6 +84,22 @@ def short_backtest(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     return results, trades
 
 
+def test_backtest_enter_tag_table_has_one_row_per_couple(short_backtest) -> None:
+    """Freqtrade's own report groups by enter_tag: each couple is one row holding both
+    legs (the legs of a trip share the tag), with their combined profit."""
+    results, trades = short_backtest
+    (zip_path,) = sorted(results.glob("backtest-result-*.zip"))
+    with zipfile.ZipFile(zip_path) as archive:
+        doc = json.loads(archive.read(f"{zip_path.stem}.json"))
+    table = {row["key"]: row for row in doc["strategy"]["CointPairsStrategy"]
+             ["results_per_enter_tag"] if row["key"] != "TOTAL"}
+    assert set(table) == set(trades["enter_tag"]), (sorted(table), trades["enter_tag"].unique())
+    for tag, legs in trades.groupby("enter_tag"):
+        assert "~" in tag and legs["pair"].nunique() == 2, (tag, legs["pair"].unique())
+        assert table[tag]["trades"] == len(legs)
+        assert table[tag]["profit_total_abs"] == pytest.approx(legs["profit_abs"].sum())
+
+
 # ------------------------------------------------------------------ hyperopt
 def test_hyperopt_runs_in_parallel_workers_and_the_parameters_change_the_result(
     tmp_path: Path,
@@ -139,10 +155,17 @@ def test_plot_dataframe_draws_the_couple_subplots_and_trades(short_backtest, tmp
     (html_file,) = (tmp_path / "user_data" / "plot").glob("*.html")
     assert pair.split("/")[0] in html_file.name
     traces = _plotly_traces(html_file.read_text())
-    for name in ("couple_z", "couple_spread", "couple_beta", "regime"):
+    from strategies.CointPairsStrategy import CointPairsStrategy
+
+    drawn = [c for sub in CointPairsStrategy.plot_config["subplots"].values() for c in sub]
+    assert {"couple_z", "regime_level"} <= set(drawn)
+    for name in drawn:
         assert name in traces, sorted(traces)
         values = pd.to_numeric(pd.Series(traces[name]), errors="coerce")
         assert values.notna().sum() > 24 * 7, f"{name} has almost no values"
+    # Every regime draws a bar: LOW is level 1, not a gap.
+    levels = pd.to_numeric(pd.Series(traces["regime_level"]), errors="coerce").dropna()
+    assert levels.isin([1, 2, 3, 4]).all() and (levels == 1).any(), levels.value_counts()
     z = pd.to_numeric(pd.Series(traces["couple_z"]), errors="coerce").dropna()
     assert z.abs().max() >= 2, "no z-score reaches the entry band in a range with entries"
     # The backtest's trades of this pair are drawn on the candles.

@@ -152,6 +152,8 @@ class CouplePlan:
         rows = self.rows(dataframe)
         assert self.regime is not None
         dataframe["regime"] = _take(self.regime, rows)
+        # What the chart draws: a bar for every regime, LOW (code 0) included.
+        dataframe["regime_level"] = dataframe["regime"] + 1
         view = self._base_views.get(pair.split("/")[0])
         if view is not None:
             dataframe["couple_z"] = _take(view.z, rows)
@@ -160,7 +162,7 @@ class CouplePlan:
         return dataframe
 
     def entries(self, dataframe: pd.DataFrame, pair: str) -> pd.DataFrame:
-        """Entry signals of the plan's trades (tag ``Y~X:role``) and the z bands."""
+        """Entry signals of the plan's trades (tag ``Y~X``, both legs) and the z bands."""
         plan = self.plan()
         coin = pair.split("/")[0]
         rows = self.rows(dataframe)
