@@ -101,8 +101,13 @@ class CointPairsStrategy(IStrategy):
                 "z_stop_lo": {"color": "#7f7f7f"},
                 "z_exit": {"color": "#2ca02c"},
             },
-            # 1 LOW .. 4 EXTREME: the regime code + 1, so a LOW candle draws a bar too
-            "regime": {"regime_level": {"color": "#ff7f0e", "type": "bar"}},
+            # Bars of 1 LOW .. 4 EXTREME (the regime code + 1) over a zero line: FreqUI
+            # starts a subplot's axis at its smallest value, so without the zero line a
+            # LOW candle would be a bar of no height, a gap.
+            "regime": {
+                "regime_level": {"color": "#ff7f0e", "type": "bar"},
+                "regime_zero": {"color": "#9e9e9e"},
+            },
         },
     }
 

@@ -44,8 +44,9 @@ class Bot:
     """A `freqtrade trade --dry-run` process on a temp user dir, restartable on the same
     database; `stop()` always leaves nothing running."""
 
-    def __init__(self, tmp_path: Path, sim: SimServer) -> None:
+    def __init__(self, tmp_path: Path, sim: SimServer, api_verbosity: str = "error") -> None:
         self.tmp, self.sim = tmp_path, sim
+        self.api_verbosity = api_verbosity  # "info": uvicorn logs every request
         self.user_data = tmp_path / "user_data"
         for sub in ("data", "logs", "backtest_results"):
             (self.user_data / sub).mkdir(parents=True, exist_ok=True)
@@ -59,9 +60,10 @@ class Bot:
         extra = self.tmp / "config.e2e.json"
         extra.write_text(json.dumps({
             "user_data_dir": str(self.user_data),
-            "api_server": {"listen_port": api_port},
+            "api_server": {"listen_port": api_port, "verbosity": self.api_verbosity},
             "internals": {"process_throttle_secs": THROTTLE_S},
         }))
+        self.url = f"http://127.0.0.1:{api_port}"
         self.runs += 1
         self.log = self.tmp / f"freqtrade-{self.runs}.log"
         cmd = [
@@ -74,7 +76,7 @@ class Bot:
             self.proc = subprocess.Popen(cmd, cwd=REPO, env=offline_env(**API_CREDENTIALS),
                                          stdout=out, stderr=subprocess.STDOUT)
         self.client = FtRestClient(
-            f"http://127.0.0.1:{api_port}",
+            self.url,
             API_CREDENTIALS["FREQTRADE__API_SERVER__USERNAME"],
             API_CREDENTIALS["FREQTRADE__API_SERVER__PASSWORD"],
         )

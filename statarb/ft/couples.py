@@ -152,8 +152,10 @@ class CouplePlan:
         rows = self.rows(dataframe)
         assert self.regime is not None
         dataframe["regime"] = _take(self.regime, rows)
-        # What the chart draws: a bar for every regime, LOW (code 0) included.
+        # What the chart draws: a bar for every regime, LOW (code 0) included, over a zero
+        # line that keeps FreqUI's axis at 0.
         dataframe["regime_level"] = dataframe["regime"] + 1
+        dataframe["regime_zero"] = 0.0
         view = self._base_views.get(pair.split("/")[0])
         if view is not None:
             dataframe["couple_z"] = _take(view.z, rows)
