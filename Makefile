@@ -161,7 +161,11 @@ bias: install
 		--strategy $(STRATEGY) --timerange $(RECURSIVE_TIMERANGE) -p $(PAIR)
 
 # The bot against the simulator in wall-time shift mode (Ctrl-C stops both).
+# FreqUI: the production build in $(SHARED)/frequi, put where `freqtrade install-ui` would
+# (which needs GitHub); without it the bot still runs, the REST API answers, no web UI.
 dry-run: install
+	@$(BIN)/python -m statarb.ft.frequi --source $(SHARED)/frequi || \
+		echo "make dry-run: no FreqUI (freqtrade install-ui installs it where GitHub is reachable)"
 	@$(WITH_API_ENV) \
 	$(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) \
 		--start $(REPLAY_START) --shift-to-now -- \

@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, expect, sync_playwright
 
+from statarb.ft.frequi import install as frequi_install
 from statarb.offline import shifted_clock
 from statarb.sim import SimServer
 from tests.offline import API_CREDENTIALS, REPLAY_START, REPO, wait_for
@@ -54,40 +54,11 @@ VIEWPORT = {"width": 1920, "height": 1200}
 
 
 # ---------------------------------------------------------------- FreqUI and Chromium
-def frequi_version() -> str:
-    """The FreqUI commit the shared build was made from (its README says which)."""
-    match = re.search(r"at commit ([0-9a-f]{7,40})", (FREQUI / "README.md").read_text())
-    assert match, f"no 'at commit <sha>' in {FREQUI / 'README.md'}"
-    return match.group(1)
-
-
-def install_frequi() -> Path:
-    """What ``freqtrade install-ui`` does, from ../shared/frequi instead of GitHub: the
-    build in freqtrade/rpc/api_server/ui/installed with its .uiversion. Idempotent: an
-    installed copy of the same version is kept."""
-    import freqtrade
-
-    ui = Path(freqtrade.__file__).parent / "rpc" / "api_server" / "ui" / "installed"
-    version = frequi_version()
-    stamp = ui / ".uiversion"
-    if (ui / "index.html").is_file() and stamp.is_file() and stamp.read_text().strip() == version:
-        return ui
-    staging = ui.with_name(f"installed.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    # shared/ may have no write bits (CI): copy contents, not modes.
-    shutil.copytree(FREQUI, staging, copy_function=shutil.copyfile)
-    for folder, _, _ in os.walk(staging):
-        os.chmod(folder, 0o755)
-    (staging / ".uiversion").write_text(version + "\n")
-    shutil.rmtree(ui, ignore_errors=True)
-    staging.rename(ui)
-    return ui
-
-
 @pytest.fixture(scope="module")
 def frequi() -> Path:
     require_shared()
-    return install_frequi()
+    ui, _ = frequi_install(FREQUI)  # what `make dry-run` does (python -m statarb.ft.frequi)
+    return ui
 
 
 # FreqUI's toast region (reka-ui's ToastViewport, "Notifications (F8)").
