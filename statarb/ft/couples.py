@@ -192,23 +192,39 @@ class CouplePlan:
         return dataframe
 
     # ------------------------------------------------------------------ exits
+    def couple_z(self, y_pair: str, x_pair: str, beta: float, half_life: float,
+                 current_time: datetime) -> tuple[float, int] | None:
+        """z-score of an open couple at the last closed candle, on its own hedge ratio
+        (:func:`statarb.signals.latest_zscore` over the window its half-life gives), and
+        that candle's row; None while the window does not fit. The one computation behind
+        the exit decision and what ``/couples`` shows as the current z."""
+        universe = self.universe or self.ensure_universe()
+        row = self.signal_row(current_time)
+        lo = row - universe.params.window_for(half_life) + 1
+        if lo < 0:
+            return None
+        iy = universe.col(y_pair.split("/")[0])
+        ix = universe.col(x_pair.split("/")[0])
+        z = latest_zscore(np.log(universe.closes[lo:row + 1, iy]),
+                          np.log(universe.closes[lo:row + 1, ix]), beta)
+        return float(z), row
+
     def couple_exit(self, trade: Any, partner: Any, current_time: datetime) -> str | None:
         """Why an open couple leaves now (the rules of :func:`statarb.signals.exit_reason`
         on its own hedge ratio, the z-score of the last closed candle and both legs' real
         entry prices), or None."""
-        universe = self.universe or self.ensure_universe()
-        row = self.signal_row(current_time)
         role = trade.get_custom_data("role")
         y, x = (trade, partner) if role == "y" else (partner, trade)
-        iy = universe.col(y.pair.split("/")[0])
-        ix = universe.col(x.pair.split("/")[0])
         beta = float(trade.get_custom_data("beta"))
         half_life = float(trade.get_custom_data("half_life"))
-        lo = row - universe.params.window_for(half_life) + 1
-        if lo < 0:
+        held = self.couple_z(y.pair, x.pair, beta, half_life, current_time)
+        if held is None:
             return None
-        z = latest_zscore(np.log(universe.closes[lo:row + 1, iy]),
-                          np.log(universe.closes[lo:row + 1, ix]), beta)
+        z, row = held
+        universe = self.universe
+        assert universe is not None
+        iy = universe.col(y.pair.split("/")[0])
+        ix = universe.col(x.pair.split("/")[0])
         side = int(trade.get_custom_data("side"))
         signal_row = int(universe.index.searchsorted(
             pd.Timestamp(trade.get_custom_data("signal_time")), side="left"))

@@ -14,7 +14,10 @@ Nothing in Freqtrade's files is edited; instead:
    same list object), and when ``freqtrade.resolvers.pairlist_resolver`` is executed it
    adds the package's pairlist directories to ``PairListResolver``'s search path; and when
    ``freqtrade.rpc.telegram`` is executed it lets ``STATARB_TELEGRAM_API_URL`` point the
-   Telegram bot at another Bot API server (see :mod:`statarb.ft.telegram`).
+   Telegram bot at another Bot API server (see :mod:`statarb.ft.telegram`) and adds the
+   ``/couples`` command to it; when ``freqtrade.rpc.api_server.api_trading`` is executed it
+   adds ``GET /api/v1/statarb/couples`` to the REST API (see
+   :mod:`statarb.ft.couples_command`).
 
 The hook only runs on the Freqtrade version this package supports: importing this module
 imports :mod:`statarb.ft`, whose version guard raises on any other version (Python then
@@ -36,6 +39,7 @@ from types import ModuleType
 from typing import Any
 
 from statarb.ft import FREQTRADE_VERSION
+from statarb.ft.couples_command import patch_api_trading, patch_telegram_couples
 from statarb.ft.telegram import patch_telegram
 
 __all__ = [
@@ -44,9 +48,11 @@ __all__ = [
     "PTH_NAME",
     "install",
     "pairlist_dirs",
+    "patch_api_trading",
     "patch_constants",
     "patch_resolver",
     "patch_telegram",
+    "patch_telegram_module",
 ]
 
 PAIRLISTS = ("CointegrationFilter",)
@@ -90,11 +96,18 @@ def patch_resolver(module: ModuleType) -> None:
     resolver._statarb_patched = True
 
 
+def patch_telegram_module(module: ModuleType) -> None:
+    """Both Telegram patches: the Bot API base URL (only when ``STATARB_TELEGRAM_API_URL``
+    is set; tests use a fake Bot API on loopback) and the ``/couples`` command."""
+    patch_telegram(module)
+    patch_telegram_couples(module)
+
+
 _PATCHES: dict[str, Callable[[ModuleType], None]] = {
     "freqtrade.constants": patch_constants,
     "freqtrade.resolvers.pairlist_resolver": patch_resolver,
-    # Only acts when STATARB_TELEGRAM_API_URL is set (tests: a fake Bot API on loopback).
-    "freqtrade.rpc.telegram": patch_telegram,
+    "freqtrade.rpc.telegram": patch_telegram_module,
+    "freqtrade.rpc.api_server.api_trading": patch_api_trading,
 }
 
 
