@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from statarb.legs import coin
+
 __all__ = [
     "COUPLES_HELP",
     "MAX_MESSAGE",
@@ -31,6 +33,7 @@ __all__ = [
     "SelectedCouple",
     "SelectionView",
     "UnpairedLeg",
+    "as_float",
     "build_report",
     "format_couples",
     "format_held",
@@ -245,11 +248,11 @@ def build_report(
             continue
         y, x = by_role["y"], by_role["x"]
         beta = float(y.custom["beta"])
-        half_life = _float(y.custom.get("half_life"))
+        half_life = as_float(y.custom.get("half_life"))
         opened = min(_utc(y.open_date), _utc(x.open_date))
         couples.append(CoupleRow(
             couple_id=couple_id,
-            couple=str(y.custom.get("couple") or f"{_coin(y.pair)}~{_coin(x.pair)}"),
+            couple=str(y.custom.get("couple") or f"{coin(y.pair)}~{coin(x.pair)}"),
             y=y, x=x, beta=beta, z_entry=float(y.custom["z_entry"]),
             z_now=z_now(y, x, beta, half_life),
             opened=opened, held=max(_utc(now) - opened, timedelta(0)),
@@ -359,7 +362,7 @@ def _leg_problem(leg: LegInput) -> str | None:
     if role not in _ROLES:
         return f"custom data role={role!r} is not 'y' or 'x'"
     for key in ("beta", "z_entry"):
-        if not math.isfinite(_float(leg.custom.get(key))):
+        if not math.isfinite(as_float(leg.custom.get(key))):
             return f"custom data {key}={leg.custom.get(key)!r} is not a number"
     return None
 
@@ -379,7 +382,8 @@ def _leg_dict(leg: LegInput, role: Any) -> dict[str, Any]:
     }
 
 
-def _float(value: Any) -> float:
+def as_float(value: Any) -> float:
+    """A number from custom data or a status dict; NaN for anything that is not one."""
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -392,10 +396,6 @@ def _num(value: float) -> float | None:
 
 def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _coin(pair: str) -> str:
-    return pair.split("/")[0]
 
 
 def _code(text: Any) -> str:

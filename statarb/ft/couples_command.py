@@ -44,6 +44,7 @@ from statarb.couple_status import (
     CouplesReport,
     LegInput,
     SelectionView,
+    as_float,
     build_report,
     format_couples,
     with_couples_help,
@@ -126,14 +127,14 @@ def _open_legs(rpc: Any) -> list[LegInput]:
                   if trade is not None else {})
         open_date = (trade.open_date_utc if trade is not None
                      else datetime.fromtimestamp(s["open_timestamp"] / 1000, tz=UTC))
-        profit = _float(s.get("profit_abs"))
+        profit = as_float(s.get("profit_abs"))
         # Freqtrade leaves total_profit_abs at 0.0 when there is no price: NaN, not "flat".
-        total = _float(s.get("total_profit_abs")) if math.isfinite(profit) else math.nan
+        total = as_float(s.get("total_profit_abs")) if math.isfinite(profit) else math.nan
         legs.append(LegInput(
             trade_id=int(s["trade_id"]), pair=str(s["pair"]), is_short=bool(s["is_short"]),
-            amount=_float(s.get("amount")), stake_amount=_float(s.get("stake_amount")),
-            profit_abs=total, open_rate=_float(s.get("open_rate")),
-            current_rate=_float(s.get("current_rate")), open_date=open_date, custom=custom,
+            amount=as_float(s.get("amount")), stake_amount=as_float(s.get("stake_amount")),
+            profit_abs=total, open_rate=as_float(s.get("open_rate")),
+            current_rate=as_float(s.get("current_rate")), open_date=open_date, custom=custom,
         ))
     return legs
 
@@ -179,13 +180,6 @@ def couples_messages(rpc: Any, config: dict[str, Any]) -> list[str]:
         logger.exception("statarb: /%s failed", COMMAND)
         return [f"statarb /{COMMAND} failed: `{str(exc).replace('`', chr(39))}` "
                 "(details in the bot's log)"]
-
-
-def _float(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 # ------------------------------------------------------------------ Telegram
