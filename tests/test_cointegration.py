@@ -12,6 +12,7 @@ import statsmodels.api as sm
 from statsmodels.tsa.adfvalues import mackinnonp
 from statsmodels.tsa.stattools import adfuller, coint
 
+from statarb import cointegration
 from statarb.cointegration import RESULT_COLUMNS, default_maxlag, engle_granger, mackinnon_pvalue
 from tests.shared_data import log_window
 
@@ -134,6 +135,135 @@ def test_chunking_does_not_change_results() -> None:
     a = engle_granger(panel, chunk_size=7)
     b = engle_granger(panel, chunk_size=4096)
     pd.testing.assert_frame_equal(a, b)
+
+
+def _ic_by_lag(y: np.ndarray, x: np.ndarray, **kw: object) -> dict[int, float]:
+    """statsmodels' information criterion of every lag of the ADF lag search."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        resid = sm.OLS(y, sm.add_constant(x)).fit().resid
+        store = adfuller(resid, maxlag=kw.get("maxlag"), autolag=kw.get("autolag", "aic"),
+                         regression="n", regresults=True)[-1]
+    crit = str(kw.get("autolag", "aic"))
+    return {lag - 1: float(getattr(res, crit)) for lag, res in store.autolag_results.items()}
+
+
+def _assert_engines_agree(panel: pd.DataFrame, **kw: object) -> dict[str, float]:
+    """The batch engine against the per-couple reference path; returns the largest
+    differences seen (what the README and the benchmark report).
+
+    Lags must be identical, except where the information criterion of the two lags ties
+    to rounding (statsmodels' own values within 1e-9 relative): either choice is then
+    right, and the t-statistics, of different regressions, are not compared."""
+    new = engle_granger(panel, **kw)
+    ref = cointegration._engle_granger_reference(panel, **kw)
+    same_code = ["y", "x", "alpha", "beta", "nobs", "corr", "ret_corr", "r2"]
+    pd.testing.assert_frame_equal(new[same_code], ref[same_code], check_exact=True)
+    assert (new.crossings == ref.crossings).all()
+    tie = (new.lag != ref.lag).to_numpy()
+    for i in np.flatnonzero(tie):
+        y, x = ref.y.iloc[i], ref.x.iloc[i]
+        ic = _ic_by_lag(panel[y].to_numpy(), panel[x].to_numpy(), **kw)
+        a, b = ic[int(new.lag.iloc[i])], ic[int(ref.lag.iloc[i])]
+        assert abs(a - b) <= 1e-9 * max(1.0, abs(b)), (y, x, new.lag.iloc[i], ref.lag.iloc[i])
+    worst = {"ties": float(tie.sum())}
+    for col, kind in [("tstat", "rel"), ("pvalue", "abs"), ("ar_lambda", "rel"),
+                      ("half_life", "rel"), ("spread_std", "rel"), ("spread_mean", "rel")]:
+        a, b = new[col].to_numpy()[~tie], ref[col].to_numpy()[~tie]
+        finite = np.isfinite(b)
+        # -inf (collinear), inf (no mean reversion) and NaN agree exactly.
+        np.testing.assert_array_equal(a[~finite], b[~finite], err_msg=col)
+        diff = np.abs(a[finite] - b[finite])
+        if kind == "rel":
+            diff = diff / np.maximum(np.abs(b[finite]), 1e-300)
+        limit = 1e-9
+        worst[col] = float(diff.max(initial=0.0))
+        assert worst[col] <= limit, (col, worst[col])
+    return worst
+
+
+def _near_collinear_panel(candles: int, seed: int = 3) -> pd.DataFrame:
+    """Random walks plus coins that are (almost) a linear function of the first one: iid
+    and random-walk noise from 1e-2 down to 1e-7 of the walk's step, a cointegrated AR(1)
+    spread and a drift. Their couples cancel most in the coin-level combination, up to
+    and past the collinearity guard."""
+    rng = np.random.default_rng(seed)
+    walks = np.cumsum(rng.normal(0, 0.01, (candles, 4)), axis=0) + rng.uniform(0, 5, 4)
+    cols = {f"RW{i}": walks[:, i] for i in range(4)}
+    x = walks[:, 0]
+    for s in (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-9):
+        cols[f"IID{s:g}"] = 0.3 + 1.7 * x + rng.normal(0, s, candles)
+    for s in (1e-4, 1e-5, 1e-6):
+        cols[f"WALK{s:g}"] = -1 + 0.8 * x + np.cumsum(rng.normal(0, s, candles))
+    ar = np.zeros(candles)
+    for t in range(1, candles):
+        ar[t] = 0.95 * ar[t - 1] + rng.normal(0, 1e-3)
+    cols["AR"] = 2 + x + ar
+    cols["DRIFT"] = x + np.linspace(0, 1e-3, candles) + rng.normal(0, 1e-5, candles)
+    return pd.DataFrame(cols)
+
+
+@pytest.mark.parametrize(
+    ("end", "candles", "kw"),
+    [
+        ("2026-01-01", 1440, {}),
+        ("2024-05-01", 1440, {}),
+        ("2025-07-15", 720, {}),
+        ("2025-07-15", 720, {"maxlag": 5, "autolag": None}),
+        ("2025-07-15", 720, {"maxlag": 12, "autolag": "bic"}),
+        ("2025-07-15", 720, {"maxlag": 0}),
+    ],
+)
+def test_batch_engine_matches_per_couple_reference_on_shared_data(
+    end: str, candles: int, kw: dict
+) -> None:
+    panel = log_window(end, candles)
+    worst = _assert_engines_agree(panel, **kw)
+    assert worst["ties"] == 0
+
+
+@pytest.mark.parametrize("kw", [{}, {"autolag": "bic"}, {"maxlag": 5, "autolag": None}])
+@pytest.mark.parametrize("candles", [1440, 300])
+def test_batch_engine_matches_reference_on_near_collinear_couples(
+    candles: int, kw: dict
+) -> None:
+    _assert_engines_agree(_near_collinear_panel(candles), **kw)
+
+
+def test_cancelling_couples_fall_back_to_their_own_residual(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without the fallback the combination's cancellation is visible on near-collinear
+    couples (why the fallback exists); with every couple recomputed (limit 0) the fallback
+    path alone still agrees with the reference."""
+    panel = _near_collinear_panel(1440)
+    ref = cointegration._engle_granger_reference(panel)
+    monkeypatch.setattr(cointegration, "_CANCELLATION_LIMIT", np.inf)
+    raw = engle_granger(panel)
+    assert np.max(np.abs(raw.spread_std / ref.spread_std - 1)) > 1e-9
+    monkeypatch.setattr(cointegration, "_CANCELLATION_LIMIT", 0.0)
+    _assert_engines_agree(panel)
+
+
+def test_bordered_cholesky_handles_degenerate_matrices() -> None:
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=(50, 3))
+    good = z.T @ z
+    singular = good.copy()
+    singular[:2, :2] = [[1.0, 1.0], [1.0, 1.0]]  # G singular: NaN row
+    singular[2, :2] = singular[:2, 2] = 0.0
+    # y = 2 x1 - x2 exactly, y'y a hair below: G is fine, the bordered matrix is not
+    perfect = np.zeros((3, 3))
+    perfect[:2, :2] = good[:2, :2]
+    perfect[:2, 2] = perfect[2, :2] = good[:2, :2] @ [2.0, -1.0]
+    perfect[2, 2] = (1 - 1e-9) * (np.array([2.0, -1.0]) @ good[:2, :2] @ [2.0, -1.0])
+    with pytest.raises(np.linalg.LinAlgError):
+        np.linalg.cholesky(perfect)
+    w = cointegration._forward_solve(np.stack([good, singular, perfect]))
+    low = np.linalg.cholesky(good[:2, :2])
+    np.testing.assert_allclose(w[0], np.linalg.solve(low, good[:2, 2]), rtol=1e-12)
+    assert np.isnan(w[1]).all()
+    np.testing.assert_allclose(w[2], np.linalg.solve(low, perfect[:2, 2]), rtol=1e-9)
 
 
 @pytest.mark.parametrize(
