@@ -40,10 +40,8 @@ from statarb import cointegration as engine  # noqa: E402
 
 STAGES = {
     "_panel_sums": "coin-level matrix products (BLAS threads)",
-    "_crossings": "residual totals and mean crossings",
-    "_couple_sums": "combined full sums, head/tail tables",
-    "_solve_gram": "Gram assembly + factorisations (lag search and final)",
-    "_forward_solve": "  of which the batched Cholesky calls",
+    "couple_adf": "compiled per-couple kernel (sums, tables, Gram, Cholesky)",
+    "_moments": "spread moments and AR(1) lambda",
 }
 
 
@@ -115,13 +113,13 @@ def flops(n_coins: int, candles: int, lags: np.ndarray) -> dict[str, float]:
     panel_products = sum(2.0 * k * k * (n - h) for h in range(maxlag + 1)) + 2.0 * k * k * n
     tables = 2.0 * (maxlag * (maxlag + 1) + maxlag * (maxlag + 1) / 2 + 4 * maxlag)
     per_couple = {
-        "lag-search Cholesky ((K+2)^3/3 multiply-adds)": 2.0 * q**3 / 3,
-        "final Cholesky ((lag+2)^3/3, mean over couples)": float(
-            np.mean(2.0 * (lags + 2.0) ** 3 / 3)
+        "lag-search Cholesky ((K+2)^3/6 multiply-adds)": 2.0 * q**3 / 6,
+        "final Cholesky ((lag+2)^3/6, mean over couples)": float(
+            np.mean(2.0 * (lags + 2.0) ** 3 / 6)
         ),
         "Gram assembly (2 subtractions per lower-triangle entry)": 2.0 * q * (q + 1) / 2,
         "head/tail tables and the b recurrence": tables,
-        "residual e = Y - beta X and its total": 3.0 * candles,
+        "residual e = Y - beta X, its total and crossings": 5.0 * candles,
     }
     out = {"coin-level matrix products (A[h], B, 2 K+2 products)": panel_products}
     out.update({name: value * couples for name, value in per_couple.items()})
@@ -179,7 +177,7 @@ def main() -> int:
         print(f"  {label:58s} {value:7.3f} s  {value / couples * 1e6:6.2f} us/couple")
     rest = serial - accounted
     print(
-        f"  {'the rest (residual formation, lag choice, moments, frame)':58s} {rest:7.3f} s  "
+        f"  {'the rest (OLS step, p-values, half-lives, frame)':58s} {rest:7.3f} s  "
         f"{rest / couples * 1e6:6.2f} us/couple"
     )
     products = spent.get("_panel_sums", 0.0)

@@ -36,22 +36,21 @@ The public entry point is :func:`engle_granger`.
 
 from __future__ import annotations
 
-import itertools
 import os
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache
-from math import isqrt
 
 import numpy as np
 import pandas as pd
-from scipy.linalg import solve_triangular
 from scipy.stats import norm
 from statsmodels.tsa import adfvalues
 
-__all__ = ["RESULT_COLUMNS", "default_maxlag", "engle_granger", "mackinnon_pvalue"]
+from statarb.adf_kernel import AUTOLAG_CODES, couple_adf
+
+__all__ = [
+    "RESULT_COLUMNS", "count_crossings", "default_maxlag", "engle_granger", "mackinnon_pvalue",
+]
 
 #: Columns of the frame returned by :func:`engle_granger`, with their meaning and unit.
 RESULT_COLUMNS: dict[str, str] = {
@@ -72,7 +71,9 @@ RESULT_COLUMNS: dict[str, str] = {
     "r2": "R squared of the cointegrating regression (dimensionless)",
     "spread_mean": "mean of the spread log y - beta log x - alpha over the window (log units)",
     "spread_std": "standard deviation (ddof=1) of the spread over the window (log units)",
-    "crossings": "number of times the spread crosses its mean in the window (count)",
+    "crossings": (
+        "number of times the spread crosses its mean in the window (count; -1: not counted)"
+    ),
 }
 
 _AUTOLAG_CHOICES = ("aic", "bic", None)
@@ -284,23 +285,31 @@ def _adf_autolag(
 
 @dataclass(frozen=True)
 class _PanelSums:
-    """Coin-level lagged cross-products that every couple's full sums are combined from.
+    """Coin-level lagged cross-products that every couple's full sums are combined from,
+    laid out for :func:`statarb.adf_kernel.couple_adf` (a couple's K+1 numbers contiguous).
 
-    With P the centred log prices (T, k), dP their differences (N = T-1 rows) and
-    K = maxlag:
-    ``a[h, i, j]``: A_ij[h] = sum over u in [h, N-1] of dP_i[u] dP_j[u-h];  (K+1, k, k)
-    ``a_diag[h, i]``: A_ii[h];  (K+1, k)
+    With P the centred log prices (T, k), dP their differences (N = T-1 rows), K = maxlag
+    and ``A_ij[h] = sum over u in [h, N-1] of dP_i[u] dP_j[u-h]``:
+    ``adiag[i, h]``: A_ii[h];  (k, K+1)
+    ``asum[i, j, h]``: A_ij[h] + A_ji[h];  (k, k, K+1)
     ``b_sym[i, j]``: B_ij + B_ji, where B_ij = sum over m in [0, N-1] of P_i[m] dP_j[m]
     (the level row m paired with the difference d[m], as in :func:`_edges`);  (k, k)
     ``b_diag[i]``: B_ii;  (k,)
     ``cov``: P'P over all T rows (the OLS step's unnormalised covariance);  (k, k)
     """
 
-    a: np.ndarray
-    a_diag: np.ndarray
+    adiag: np.ndarray
+    asum: np.ndarray
     b_sym: np.ndarray
     b_diag: np.ndarray
     cov: np.ndarray
+
+    @classmethod
+    def from_products(cls, a: np.ndarray, b: np.ndarray, cov: np.ndarray) -> _PanelSums:
+        """From ``a[h, i, j] = A_ij[h]`` (K+1, k, k), ``b[i, j] = B_ij`` and ``cov``."""
+        asum = np.ascontiguousarray((a + a.transpose(0, 2, 1)).transpose(1, 2, 0))
+        adiag = np.ascontiguousarray(np.einsum("hii->ih", a))
+        return cls(adiag, asum, b + b.T, np.diag(b).copy(), np.ascontiguousarray(cov))
 
 
 def _panel_sums(centred: np.ndarray, cov: np.ndarray, maxlag: int) -> _PanelSums:
@@ -310,40 +319,14 @@ def _panel_sums(centred: np.ndarray, cov: np.ndarray, maxlag: int) -> _PanelSums
     each of its full lagged sums is a quadratic form in beta of these k x k matrices: the
     products cost 2 (K+2) k^2 N flops once, where the per-couple path spends 4 (K+1) N per
     couple in scattered dot products. The level-times-lagged-difference sums for h >= 1
-    need no product: they follow per couple from the h = 0 one (see :func:`_couple_sums`).
+    need no product: they follow per couple from the h = 0 one (``e[u+1] = e[u] + d[u]``).
     """
     d_p = np.diff(centred, axis=0)
     n, k = d_p.shape
     a = np.empty((maxlag + 1, k, k))
     for h in range(maxlag + 1):
         np.matmul(d_p[h:].T, d_p[: n - h], out=a[h])
-    b = centred[:n].T @ d_p
-    return _PanelSums(a, np.einsum("hii->hi", a).copy(), b + b.T, np.diag(b).copy(), cov)
-
-
-@cache
-def _sum_layout(maxlag: int) -> dict[str, int]:
-    """Row offsets of a chunk's sums in one (width, C) buffer (see :func:`_couple_sums`).
-
-    One row per sum and one column per couple, so every step below works on contiguous
-    rows of C numbers and a Gram entry is one row gather. Tables are row-major in
-    (t, h): ``a_head + t * (K+1) + h`` holds the head sum of lag h up to t (an
-    :class:`_Edges` ``a_head[c, h, t]``), ``a_tail + i * (K+1) + h`` the last-i-terms sum.
-    Only the entries a Gram matrix reads are ever written (head: h <= t, tail:
-    i + h <= K); the others, and the ``zero`` row, stay as the buffer was zeroed.
-    """
-    k1 = maxlag + 1
-    sq = k1 * k1
-    offsets: dict[str, int] = {}
-    pos = 0
-    for name, size in (
-        ("a_full", k1), ("b_full", k1), ("ee_full", 1), ("zero", 1),
-        ("a_head", sq), ("b_head", sq), ("ee_head", k1), ("a_tail", sq),
-    ):  # fmt: skip
-        offsets[name] = pos
-        pos += size
-    offsets["width"] = pos
-    return offsets
+    return _PanelSums.from_products(a, centred[:n].T @ d_p, cov)
 
 
 # Largest cancellation accepted in a combined sum: the sum of the terms' magnitudes over
@@ -351,248 +334,6 @@ def _sum_layout(maxlag: int) -> dict[str, int]:
 # good to ~1e-12); beyond it (near-collinear couples, never the real data, whose largest
 # is ~1e3) the couple's full sums are recomputed from its own residual, as _edges does.
 _CANCELLATION_LIMIT = 1e4
-
-
-def _couple_sums(
-    ps: _PanelSums,
-    rows: np.ndarray,
-    yc: np.ndarray,
-    xc: np.ndarray,
-    bc: np.ndarray,
-    head: np.ndarray,
-    tail: np.ndarray,
-    maxlag: int,
-    buf: np.ndarray,
-) -> _Edges:
-    """The lagged sums of a chunk of couples, combined from the coin-level sums.
-
-    ``rows`` (k, T): the centred log prices; ``yc``, ``xc``, ``bc``: the chunk's coin
-    indices and hedge ratios; ``head`` (C, K+1) and ``tail`` (C, 2K+1): the first and last
-    points of its residuals e[0..T-1], all of the residuals this needs unless a couple's
-    combination cancels more than ``_CANCELLATION_LIMIT`` (then that couple's full sums
-    come from its whole residual). The sums are written to ``buf`` (width, C), laid out by
-    :func:`_sum_layout`, which :func:`_adf` gathers its Gram matrices from; it must be
-    zeroed once (entries no Gram matrix reads are never written, so a buffer can be reused
-    for chunk after chunk). Returns the same sums as :class:`_Edges` views, equal to
-    :func:`_edges` to rounding wherever a Gram matrix reads them:
-
-    * full sums: a_full[h] = A_yy[h] - beta (A_yx[h] + A_xy[h]) + beta^2 A_xx[h];
-      b_full[0] likewise from B; ee_full from the covariance matrix minus the last level
-      (the level rows are m in [0, N-1]). No centring term is needed: P is the centred
-      panel, the very numbers the residual is formed from.
-    * b_full[h+1] = b_full[h] + a_full[h] - e[N] d[N-1-h], from e[u+1] = e[u] + d[u]:
-      K more sums for O(K) work instead of K more matrix products.
-    * head and tail partial sums (O(K^2) per couple), accumulated in the same order as
-      :func:`_edges` from the couple's own first and last points.
-    """
-    c = head.shape[0]
-    k1 = maxlag + 1
-    lay = _sum_layout(maxlag)
-
-    def table(name: str, *shape: int) -> np.ndarray:
-        lo = lay[name]
-        return buf[lo : lo + int(np.prod(shape))].reshape(*shape, c)
-
-    a_full, b_full = table("a_full", k1), table("b_full", k1)
-    a_head, b_head = table("a_head", k1, k1), table("b_head", k1, k1)
-    a_tail, ee_head = table("a_tail", k1, k1), table("ee_head", k1)
-    ee_full = buf[lay["ee_full"]]
-
-    size = np.abs(bc)
-    # A_yx + A_xy: two gathers per couple cost less than symmetrising k x k matrices.
-    a_y, a_yx, a_x = ps.a_diag[:, yc], ps.a[:, yc, xc] + ps.a[:, xc, yc], ps.a_diag[:, xc]
-    a_full[:] = a_y - bc * a_yx + bc**2 * a_x
-    last = tail[:, -1]
-    b_y, b_yx, b_x = ps.b_diag[yc], ps.b_sym[yc, xc], ps.b_diag[xc]
-    b_full[0] = b_y - bc * b_yx + bc**2 * b_x
-    c_y, c_yx, c_x = ps.cov[yc, yc], ps.cov[yc, xc], ps.cov[xc, xc]
-    ee_all = c_y - 2.0 * bc * c_yx + bc**2 * c_x
-    ee_full[:] = ee_all - last**2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cancel = np.maximum.reduce(
-            [
-                (a_y[0] + size * np.abs(a_yx[0]) + bc**2 * a_x[0]) / np.abs(a_full[0]),
-                (np.abs(b_y) + size * np.abs(b_yx) + bc**2 * np.abs(b_x)) / np.abs(b_full[0]),
-                (c_y + 2.0 * size * np.abs(c_yx) + bc**2 * c_x) / np.abs(ee_all),
-            ]
-        )
-    exact = np.flatnonzero(~(cancel <= _CANCELLATION_LIMIT))  # NaN (0 / 0) included
-
-    lev = np.ascontiguousarray(head[:, :maxlag].T)  # e[0..K-1]
-    d_head = np.diff(head, axis=1).T.copy()  # d[0..K-1]
-    d_tail = np.diff(tail, axis=1).T.copy()  # d[N-2K..N-1]
-    for t in range(maxlag):
-        # Head sums up to t+1: add the term u = t of every lag h <= t (d[u-h], h = 0..t).
-        lagged = d_head[t::-1]
-        np.add(a_head[t, : t + 1], d_head[t] * lagged, out=a_head[t + 1, : t + 1])
-        np.add(b_head[t, : t + 1], lev[t] * lagged, out=b_head[t + 1, : t + 1])
-        np.add(ee_head[t], lev[t] ** 2, out=ee_head[t + 1])
-        # Tail sums of the last t+1 terms: add u = N-1-t for the lags read with them
-        # (d[u-h], h = 0..K-t-1: a Gram entry with tail length i has lag h <= K - i).
-        u = 2 * maxlag - 1 - t  # d[N-1-t] in d_tail
-        top = maxlag - t
-        np.add(
-            a_tail[t, :top], d_tail[u] * d_tail[u - top + 1 : u + 1][::-1], out=a_tail[t + 1, :top]
-        )
-        np.add(b_full[t], a_full[t] - last * d_tail[u], out=b_full[t + 1])
-    if exact.size:
-        e = rows[yc[exact]] - bc[exact, None] * rows[xc[exact]]
-        ref = _edges(e, np.diff(e, axis=1), maxlag)
-        a_full[:, exact], b_full[:, exact], ee_full[exact] = ref.a_full.T, ref.b_full.T, ref.ee_full
-    return _Edges(
-        a_full.T,
-        a_head.transpose(2, 1, 0),
-        a_tail.transpose(2, 1, 0),
-        b_full.T,
-        b_head.transpose(2, 1, 0),
-        ee_full,
-        ee_head.T,
-    )
-
-
-@cache
-def _gram_index(maxlag: int, start: int, lags: int, level_last: bool) -> np.ndarray:
-    """Where each entry of a bordered ADF Gram matrix comes from in the sums buffer.
-
-    The matrix is that of the columns ``[e_m, d[m-1], ..., d[m-lags]]`` (``level_last``
-    puts ``e_m`` after the lagged differences) bordered by the response ``d[m]`` as the
-    last column, over the sample m in [start, N-1] (start >= lags). Returns (3, q*q) row
-    indices (q = lags + 2) into the :func:`_sum_layout` buffer: entry = full - head - tail,
-    the windowed sums :func:`_gram` reads (an absent term points at the zero row).
-    """
-    lay = _sum_layout(maxlag)
-    k1 = maxlag + 1
-    lagged: list[int | None] = list(range(1, lags + 1))  # None: the level e_m
-    cols = [*lagged, None, 0] if level_last else [None, *lagged, 0]  # 0: the response
-    q = len(cols)
-    idx = np.full((3, q, q), lay["zero"], dtype=np.intp)
-    for r, ci in enumerate(cols):
-        for s, cj in enumerate(cols):
-            if ci is None and cj is None:
-                idx[0, r, s] = lay["ee_full"]
-                idx[1, r, s] = lay["ee_head"] + start
-            elif ci is None or cj is None:
-                i = cj if ci is None else ci
-                idx[0, r, s] = lay["b_full"] + i
-                idx[1, r, s] = lay["b_head"] + start * k1 + i
-            else:
-                h, lo = abs(ci - cj), min(ci, cj)
-                idx[0, r, s] = lay["a_full"] + h
-                idx[1, r, s] = lay["a_head"] + (start - lo) * k1 + h
-                idx[2, r, s] = lay["a_tail"] + lo * k1 + h
-    return idx.reshape(3, q * q)
-
-
-def _forward_solve(m: np.ndarray) -> np.ndarray:
-    """``w = L^-1 g`` for ``G = L L'`` per couple, where ``m = [[G, g], [g', y'y]]``.
-
-    The last row of the Cholesky factor of the bordered matrix is ``[w', sqrt(y'y - w'w)]``,
-    so one batched factorisation gives every nested fit's residual sum of squares with no
-    separate triangular solve. Matrices that are not positive definite are redone alone:
-    the border can fail on its own (a perfect fit) while G is fine, and a singular G (a
-    degenerate residual) gives a NaN row, as in :func:`_chol_solve`.
-    """
-    try:
-        return np.linalg.cholesky(m)[:, -1, :-1]
-    except np.linalg.LinAlgError:
-        out = np.full((m.shape[0], m.shape[1] - 1), np.nan)
-        for i in range(m.shape[0]):
-            try:
-                out[i] = np.linalg.cholesky(m[i])[-1, :-1]
-                continue
-            except np.linalg.LinAlgError:
-                pass
-            try:
-                low = np.linalg.cholesky(m[i, :-1, :-1])
-            except np.linalg.LinAlgError:
-                continue
-            out[i] = solve_triangular(low, m[i, -1, :-1], lower=True)
-        return out
-
-
-# Gram entries per batched factorisation: the (q*q, block) Gram rows (0.7 MB: 128 couples
-# at K = 24, every couple of a small lag's group at once) stay in a core's L2 cache while
-# numpy copies each matrix out for LAPACK, and the calls stay few.
-_FACTOR_ENTRIES = 26 * 26 * 128
-
-
-@cache
-def _lower(q: int) -> np.ndarray:
-    """Flat indices of the lower triangle (diagonal included) of a q x q matrix."""
-    r, s = np.tril_indices(q)
-    return r * q + s
-
-
-def _solve_gram(
-    buf: np.ndarray, idx: np.ndarray, cols: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """``w`` (C', q-1) and ``y'y`` (C',) of the bordered Gram matrices ``idx`` of the
-    couples ``cols`` (None: all), gathered and factorised in cache-sized blocks.
-
-    Only the lower triangle is gathered: it is all the Cholesky factorisation (LAPACK's
-    lower variant) and :func:`_forward_solve` read; the upper one stays zero.
-    """
-    width = buf.shape[1] if cols is None else cols.size
-    q = isqrt(idx.shape[1])
-    low = _lower(q)
-    full, head, tail = idx[0, low], idx[1, low], idx[2, low]
-    w = np.empty((width, q - 1))
-    yy = np.empty(width)
-    size = max(1, _FACTOR_ENTRIES // (q * q))
-    gram = np.zeros((q * q, min(width, size)))
-    for sl in _chunks(width, size):
-        block = gram[:, : sl.stop - sl.start]
-        if cols is None:
-            block[low] = buf[full, sl] - buf[head, sl] - buf[tail, sl]
-        else:
-            pick = cols[sl][None, :]
-            block[low] = (
-                buf[full[:, None], pick] - buf[head[:, None], pick] - buf[tail[:, None], pick]
-            )
-        m = block.reshape(q, q, -1).transpose(2, 0, 1)
-        w[sl] = _forward_solve(m)
-        yy[sl] = m[:, -1, -1]
-    return w, yy
-
-
-def _adf(
-    buf: np.ndarray, n: int, maxlag: int, autolag: str | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """ADF t-statistic (no constant) and chosen lag per couple: :func:`_adf_autolag`, faster.
-
-    Same estimator and lag rule. The work per couple is one bordered Cholesky
-    factorisation of size K+2 for the lag search and one of size lag+2 for the final
-    regression (couples grouped by their chosen lag, small for most), where
-    :func:`_adf_autolag` factorises and then LU-solves two (K+1) x (K+1) matrices.
-    """
-    c = buf.shape[1]
-    k1 = maxlag + 1
-    if autolag is None:
-        best = np.full(c, maxlag, dtype=np.int64)
-    else:
-        # Lag search on the common sample m in [maxlag, N-1] (see _adf_autolag).
-        w, yy = _solve_gram(buf, _gram_index(maxlag, maxlag, maxlag, False), None)
-        ssr = yy[:, None] - np.cumsum(w**2, axis=1)
-        nobs = n - maxlag
-        k = np.arange(1, k1 + 1)
-        penalty = 2.0 * k if autolag == "aic" else np.log(nobs) * k
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ic = nobs * np.log(ssr / nobs) + penalty
-        best = np.argmin(np.where(np.isfinite(ic), ic, np.inf), axis=1).astype(np.int64)
-        best[~np.isfinite(ic).any(axis=1)] = 0
-    # Final regression with the chosen lag on its own sample m in [lag, N-1], level last:
-    # its t-statistic is w_last / sigma.
-    tstat = np.empty(c)
-    present = np.unique(best)
-    for lag in present.tolist():
-        cols = None if present.size == 1 else np.flatnonzero(best == lag)
-        w, yy = _solve_gram(buf, _gram_index(maxlag, lag, lag, True), cols)
-        ssr = yy - np.einsum("ci,ci->c", w, w)
-        dof = (n - lag) - (lag + 1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = w[:, -1] / np.sqrt(ssr / dof)
-        tstat[slice(None) if cols is None else cols] = t
-    return tstat, best
 
 
 def _ordered_couples(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -604,14 +345,6 @@ def _ordered_couples(n: int) -> tuple[np.ndarray, np.ndarray]:
 def _chunks(total: int, size: int) -> Iterator[slice]:
     for lo in range(0, total, size):
         yield slice(lo, min(lo + size, total))
-
-
-def _blocks(keys: np.ndarray, size: int) -> Iterator[slice]:
-    """Slices of at most ``size`` that never straddle a change of ``keys`` (sorted runs)."""
-    edges = np.r_[0, np.flatnonzero(keys[1:] != keys[:-1]) + 1, keys.size]
-    for lo, hi in itertools.pairwise(edges.tolist()):
-        for sl in _chunks(hi - lo, size):
-            yield slice(lo + sl.start, lo + sl.stop)
 
 
 def _validate(log_prices: pd.DataFrame, maxlag: int | None, autolag: str | None) -> int:
@@ -663,28 +396,49 @@ def _crossings(e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _moments(
-    total: np.ndarray, first: np.ndarray, last: np.ndarray, ed: _Edges, t_len: int
+    total: np.ndarray, first: np.ndarray, last: np.ndarray, ee: np.ndarray, b0: np.ndarray,
+    t_len: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Spread mean, std (ddof 1) and AR(1) lambda of residuals with these totals and end
-    points, from sums the ADF step already has (sum e_m d[m] and sum e_m^2, m < T-1)."""
+    points, from sums the ADF step already has (``b0`` = sum e_m d[m] and ``ee`` = sum
+    e_m^2, m < T-1)."""
     mean = total / t_len
-    sq = ed.ee_full + last**2
+    sq = ee + last**2
     std = np.sqrt(np.maximum(sq - t_len * mean**2, 0.0) / (t_len - 1))
     # AR(1) with intercept, d e_t = c + lambda * e_{t-1}: lambda = cov(e_lag, d) / var(e_lag)
     n = t_len - 1
     lev_mean = (total - last) / n
     d_mean = (last - first) / n
-    cov_ld = ed.b_full[:, 0] - n * lev_mean * d_mean
-    var_l = ed.ee_full - n * lev_mean**2
+    cov_ld = b0 - n * lev_mean * d_mean
+    var_l = ee - n * lev_mean**2
     with np.errstate(divide="ignore", invalid="ignore"):  # zero residual: NaN
         lam = cov_ld / var_l
     return mean, std, lam
 
 
-# Couples whose whole residuals are formed at once in the batch engine: 128 x 1440 points
-# (1.5 MB) stay in cache, where a chunk's worth (tens of MB) costs several times more in
-# memory traffic and fresh pages than the arithmetic.
-_RESIDUAL_BLOCK = 128
+@dataclass(frozen=True)
+class _Window:
+    """A formation window in the form the engine reads: what every couple's OLS step and
+    residual come from. ``rows`` (k, T) are the centred log prices, one coin per row
+    (each couple's series contiguous); ``means`` the coins' mean log prices; ``cov`` the
+    unnormalised covariance of the levels over all T rows, ``rcov`` that of the one-candle
+    returns (N = T - 1 rows)."""
+
+    names: np.ndarray
+    means: np.ndarray
+    rows: np.ndarray
+    cov: np.ndarray
+    rcov: np.ndarray
+
+    @classmethod
+    def of(cls, log_prices: pd.DataFrame) -> _Window:
+        p = log_prices.to_numpy(dtype=np.float64)
+        means = p.mean(axis=0)
+        centred = p - means
+        rets = np.diff(p, axis=0)
+        rets -= rets.mean(axis=0)
+        return cls(np.asarray(log_prices.columns, dtype=object), means,
+                   np.ascontiguousarray(centred.T), centred.T @ centred, rets.T @ rets)
 
 
 def _scan(
@@ -694,29 +448,40 @@ def _scan(
     chunk_size: int,
     *,
     batch: bool,
+    crossings: bool = True,
 ) -> pd.DataFrame:
     """Every ordered couple of the panel, by the batch engine or (``batch=False``) the
     per-couple reference path. Both share the OLS step, the moments and the p-values."""
     maxlag = _validate(log_prices, maxlag, autolag)
+    win = _Window.of(log_prices)
+    sums = _panel_sums(np.ascontiguousarray(win.rows.T), win.cov, maxlag) if batch else None
+    return _table(win, sums, maxlag, autolag, chunk_size, crossings=crossings)
+
+
+def _table(
+    win: _Window,
+    sums: _PanelSums | None,
+    maxlag: int,
+    autolag: str | None,
+    chunk_size: int,
+    *,
+    crossings: bool = True,
+) -> pd.DataFrame:
+    """The result frame of :func:`engle_granger` for a prepared window: from the
+    coin-level ``sums`` by the compiled kernel, or (``sums=None``) by the per-couple
+    reference path (which always counts crossings)."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
-    names = np.asarray(log_prices.columns, dtype=object)
-    p = log_prices.to_numpy(dtype=np.float64)
-    t_len, n_coins = p.shape
-    means = p.mean(axis=0)
-    centred = p - means
-    cov = centred.T @ centred  # unnormalised: only ratios are used
+    rows, cov, means = win.rows, win.cov, win.means
+    n_coins, t_len = rows.shape
     var = np.diag(cov)
-    rets = np.diff(p, axis=0)
-    rets -= rets.mean(axis=0)
-    rcov = rets.T @ rets
-    rvar = np.diag(rcov)
+    rvar = np.diag(win.rcov)
 
     yi, xi = _ordered_couples(n_coins)
     beta = cov[yi, xi] / var[xi]
     alpha = means[yi] - beta * means[xi]
     corr = cov[yi, xi] / np.sqrt(var[yi] * var[xi])
-    ret_corr = rcov[yi, xi] / np.sqrt(rvar[yi] * rvar[xi])
+    ret_corr = win.rcov[yi, xi] / np.sqrt(rvar[yi] * rvar[xi])
     r2 = corr**2
 
     m = yi.shape[0]
@@ -725,53 +490,32 @@ def _scan(
     lam = np.empty(m)
     spread_mean = np.empty(m)
     spread_std = np.empty(m)
-    crossings = np.empty(m, dtype=np.int64)
-    rows = np.ascontiguousarray(centred.T)  # (coins, T): each couple's series contiguous
-    sums = _panel_sums(centred, cov, maxlag) if batch else None
-
-    def residuals(yc: np.ndarray, xc: np.ndarray, bc: np.ndarray) -> np.ndarray:
-        scaled = rows[xc]
-        scaled *= bc[:, None]
-        # e = Y - beta X; one y row broadcast when the block shares it (couples are
-        # ordered by y), saving a gather of the whole block.
-        level = rows[yc[0]] if yc[0] == yc[-1] else rows[yc]
-        return np.subtract(level, scaled, out=scaled)
-
-    workspaces = threading.local()  # each worker's zeroed sums buffer, reused per chunk
-
-    def workspace(c: int) -> np.ndarray:
-        buf = getattr(workspaces, "buf", None)
-        if buf is None or buf.shape[1] < c:
-            buf = workspaces.buf = np.zeros((_sum_layout(maxlag)["width"], c))
-        return buf[:, :c]
+    cross = np.empty(m, dtype=np.int64)
+    csum = rows.sum(axis=1)
+    code = AUTOLAG_CODES[autolag]
 
     def run(sl: slice) -> None:
         yc, xc, bc = yi[sl], xi[sl], beta[sl]
         if sums is None:  # the reference: whole residuals, sums per couple
-            e = residuals(yc, xc, bc)
+            e = rows[xc]
+            e *= bc[:, None]
+            np.subtract(rows[yc], e, out=e)
             ed = _edges(e, np.diff(e, axis=1), maxlag)
             tstat[sl], lag[sl] = _adf_autolag(ed, t_len - 1, maxlag, autolag)
-            total, crossings[sl] = _crossings(e)
-            first, last = e[:, 0], e[:, -1]
+            total, cross[sl] = _crossings(e)
+            first, last, ee, b0 = e[:, 0], e[:, -1], ed.ee_full, ed.b_full[:, 0]
         else:
-            # Each residual is formed once, in cache-sized blocks, for its total, its
-            # crossings and its first and last points; every other sum is combined.
             c = yc.shape[0]
-            total = np.empty(c)
-            head = np.empty((c, maxlag + 1))
-            tail = np.empty((c, 2 * maxlag + 1))
-            for blk in _blocks(yc, _RESIDUAL_BLOCK):
-                e = residuals(yc[blk], xc[blk], bc[blk])
-                total[blk], crossings[sl][blk] = _crossings(e)
-                head[blk] = e[:, : maxlag + 1]
-                tail[blk] = e[:, t_len - 1 - 2 * maxlag :]
-            buf = workspace(c)
-            ed = _couple_sums(sums, rows, yc, xc, bc, head, tail, maxlag, buf)
-            tstat[sl], lag[sl] = _adf(buf, t_len - 1, maxlag, autolag)
-            first, last = head[:, 0], tail[:, -1]
-        spread_mean[sl], spread_std[sl], lam[sl] = _moments(total, first, last, ed, t_len)
+            b0, ee, first, last, total = (np.empty(c) for _ in range(5))
+            couple_adf(
+                rows, sums.adiag, sums.asum, sums.b_diag, sums.b_sym, sums.cov, csum,
+                yc, xc, bc, maxlag, code, _CANCELLATION_LIMIT, crossings,
+                tstat[sl], lag[sl], b0, ee, first, last, total, cross[sl],
+            )
+        spread_mean[sl], spread_std[sl], lam[sl] = _moments(total, first, last, ee, b0, t_len)
 
-    # numpy releases the GIL in the heavy kernels, so chunks run in parallel threads.
+    # The kernels release the GIL (numpy's and the compiled one), so chunks run in
+    # parallel threads.
     workers = max(1, min(os.cpu_count() or 1, 4))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(run, _chunks(m, chunk_size)))
@@ -784,10 +528,13 @@ def _scan(
         # the AR(1) half-life is undefined (NaN) and filters reject it.
         reverting = -np.log(2.0) / np.log1p(np.clip(lam, -1 + 1e-15, -1e-300))
         half_life = np.where(lam >= 0, np.inf, np.where(lam > -1, reverting, np.nan))
+    # Coin names as one string array gathered by code: ~10x faster than building the
+    # columns from per-couple Python strings.
+    names = pd.array(win.names.astype(str), dtype="str")
     return pd.DataFrame(
         {
-            "y": names[yi],
-            "x": names[xi],
+            "y": names.take(yi),
+            "x": names.take(xi),
             "alpha": alpha,
             "beta": beta,
             "tstat": tstat,
@@ -801,7 +548,7 @@ def _scan(
             "r2": r2,
             "spread_mean": spread_mean,
             "spread_std": spread_std,
-            "crossings": crossings,
+            "crossings": cross,
         }
     )
 
@@ -812,6 +559,7 @@ def engle_granger(
     maxlag: int | None = None,
     autolag: str | None = "aic",
     chunk_size: int = 2048,
+    crossings: bool = True,
 ) -> pd.DataFrame:
     """Engle-Granger test of every ordered couple (y, x) of a log-price panel.
 
@@ -823,12 +571,33 @@ def engle_granger(
     ``None`` (use exactly ``maxlag`` lags).
 
     Returns one row per ordered couple, columns described in :data:`RESULT_COLUMNS`.
-    ``chunk_size`` bounds memory: couples are processed that many at a time, each worker
-    thread holding about 3 (maxlag + 1)^2 floats per couple of its chunk (32 MB at the
-    default and maxlag 24), and the coin-level sums, (maxlag + 1) k^2 floats for k coins
-    (50 MB for 500 coins), are held for the whole call.
+    ``crossings=False`` leaves the mean crossings uncounted (-1): they are the one
+    statistic that needs every point of every residual, and selection counts them only
+    for the couples that pass its other filters (:func:`count_crossings`).
+    ``chunk_size`` bounds memory: couples are processed that many at a time, and the
+    coin-level sums, 2 (maxlag + 1) k^2 floats for k coins (100 MB for 500 coins), are
+    held for the whole call.
     """
-    return _scan(log_prices, maxlag, autolag, chunk_size, batch=True)
+    return _scan(log_prices, maxlag, autolag, chunk_size, batch=True, crossings=crossings)
+
+
+def count_crossings(log_prices: pd.DataFrame, couples: pd.DataFrame) -> np.ndarray:
+    """Mean crossings of the spread of each couple (``y``, ``x``, ``beta``) over the window
+    ``log_prices``: the ``crossings`` column of :func:`engle_granger`, for the couples
+    given (the same residual, centred log y minus beta times centred log x, and the same
+    count of the points where it changes side of its mean)."""
+    if couples.empty:
+        return np.zeros(0, dtype=np.int64)
+    cols = {c: i for i, c in enumerate(log_prices.columns)}
+    missing = sorted({*couples["y"], *couples["x"]} - set(cols))
+    if missing:
+        raise ValueError(f"couples name coins that are not in the window: {missing}")
+    p = log_prices.to_numpy(dtype=np.float64)
+    rows = (p - p.mean(axis=0)).T
+    yc = np.fromiter((cols[c] for c in couples["y"]), dtype=np.intp, count=len(couples))
+    xc = np.fromiter((cols[c] for c in couples["x"]), dtype=np.intp, count=len(couples))
+    e = rows[yc] - couples["beta"].to_numpy(dtype=np.float64)[:, None] * rows[xc]
+    return _crossings(e)[1]
 
 
 def _engle_granger_reference(
