@@ -50,7 +50,7 @@ API_ENV ?= user_data/.api_credentials.env
 WITH_API_ENV = if [ -z "$${FREQTRADE__API_SERVER__PASSWORD:-}" ]; then \
 	$(BIN)/python -m statarb.credentials $(API_ENV) && set -a && . ./$(API_ENV) && set +a; fi;
 
-.PHONY: help install browser lock test lint scan research bench-research backtest hyperopt plot analysis bias report dry-run test-pairlist chaos sim bench bench-backtest clean
+.PHONY: help install browser lock test lint scan research bench-research backtest hyperopt plot analysis bias report dry-run test-pairlist chaos sim bench bench-walkforward bench-backtest clean
 
 help:
 	@echo "make install   create .venv with pinned freqtrade, statsmodels, TA-Lib ... (idempotent)"
@@ -67,7 +67,8 @@ help:
 	@echo "make research  walk-forward sweep of VARIANTS=$(VARIANTS), chosen on the first 60% -> user_data/research/"
 	@echo "make scan      cointegration scan of the shared data -> $(SCAN_OUT)/ (SCAN_ARGS='--days 60')"
 	@echo "make sim       run the Binance USDT-M simulator in the foreground on port $(SIM_PORT), replaying REPLAY_START as now"
-	@echo "make bench     cointegration engine benchmark against statsmodels"
+	@echo "make bench     cointegration engine benchmark against statsmodels, then the walk-forward (sliding vs batch)"
+	@echo "make bench-walkforward  walk-forward formations, 200 coins x 2 years: sliding engine vs batch engine"
 	@echo "make bench-backtest  full backtest time against freqtrade's sample strategy"
 	@echo "make bench-research  research sweep speed and the formation cache's saving, against a freqtrade backtest"
 	@echo "make lint      ruff"
@@ -189,6 +190,10 @@ sim: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_scan.py
+	$(BIN)/python benchmarks/bench_walkforward.py
+
+bench-walkforward: install
+	$(BIN)/python benchmarks/bench_walkforward.py
 
 bench-backtest: install
 	$(BIN)/python benchmarks/bench_backtest.py --timerange $(TIMERANGE) --datadir $(DATADIR)

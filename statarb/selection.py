@@ -19,6 +19,7 @@ couple p-values over the whole family tested; ``"none"`` keeps raw p-values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -26,11 +27,17 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
-from statarb.cointegration import engle_granger
+from statarb.cointegration import count_crossings, engle_granger
 from statarb.hedge import HEDGES, with_hedge
 from statarb.params import reject_unknown
 
-__all__ = ["SelectionParams", "choose_couples", "screen_couples", "select_couples"]
+__all__ = ["Scan", "SelectionParams", "choose_couples", "screen_couples", "select_couples"]
+
+#: How a formation window is tested: a log-price window (one column per coin) to the
+#: :func:`statarb.cointegration.engle_granger` table of its couples, crossings uncounted
+#: or counted. The walk-forward passes one that slides its sums from the previous window
+#: (:class:`statarb.sliding.SlidingScan`).
+Scan = Callable[[pd.DataFrame], pd.DataFrame]
 
 CORRECTIONS = ("bh", "none")
 
@@ -131,7 +138,7 @@ class SelectionParams:
 
 def screen_couples(
     results: pd.DataFrame, params: SelectionParams, *, candle_hours: float = 1.0,
-    stable: set[tuple[str, str]] | None = None,
+    stable: set[tuple[str, str]] | None = None, window: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per unordered couple, in its traded orientation, with every filter's verdict.
 
@@ -144,43 +151,73 @@ def screen_couples(
     /``"over max_couples"``). ``stable``: when given, the couples (sorted coin names)
     eligible in enough recent formations (:func:`choose_couples`); the others fail
     ``ok_stable``.
+
+    Crossings left uncounted (-1, ``engle_granger(crossings=False)``) are counted here
+    from ``window`` (the log prices the results were computed on), only for the couples
+    that pass the p-value, half-life and correlation filters: the others fail one of those
+    first, so their count could change neither a verdict nor a reason, and counting is
+    the one step that reads every candle of every spread.
     """
     if candle_hours <= 0:
         raise ValueError(f"candle_hours={candle_hours} must be positive")
     if results.empty:
         return results.assign(selected=pd.Series(dtype=bool), reason=pd.Series(dtype=str))
-    key = [tuple(sorted(k)) for k in zip(results["y"], results["x"], strict=True)]
-    frame = results.assign(_key=key)
+    # Array work throughout (a walk-forward screens ~20,000 couples at each of hundreds of
+    # re-formations): coins as integer codes, a couple as one integer key.
+    codes, names = pd.factorize(pd.concat([results["y"], results["x"]], ignore_index=True))
+    size = len(names)
+    cy, cx = codes[: len(results)], codes[len(results):]
+    key = np.minimum(cy, cx) * size + np.maximum(cy, cx)
     # Traded orientation: the more negative ADF statistic (ties: first in panel order).
-    frame = frame.sort_values("tstat", kind="stable")
-    best = frame.drop_duplicates("_key", keep="first").set_index("_key")
-    other = frame.drop_duplicates("_key", keep="last").set_index("_key")
-    out = best.copy()
-    # With a single orientation in the input, "other" is that same row.
-    out["pvalue_other"] = other["pvalue"].reindex(out.index)
-    if params.both_orientations:
-        out["pvalue_couple"] = np.maximum(out["pvalue"], out["pvalue_other"])
-    else:
-        out["pvalue_couple"] = out["pvalue"]
+    # In that order, a couple's first row is its traded orientation, its last the other
+    # (the same row with a single orientation in the input).
+    order = np.argsort(results["tstat"].to_numpy(dtype=np.float64), kind="stable")
+    ranked = key[order]
+    position = np.arange(len(ranked))
+    first = np.full(size * size, len(ranked))
+    last = np.full(size * size, -1)
+    np.minimum.at(first, ranked, position)
+    np.maximum.at(last, ranked, position)
+    leading = np.flatnonzero(first[ranked] == position)  # in tstat order, as ranked
+    best_rows = order[leading]
+    other_rows = order[last[ranked[leading]]]
+    pvalue = results["pvalue"].to_numpy(dtype=np.float64)
+    p_other = pvalue[other_rows]
+    p_best = pvalue[best_rows]
+    p_couple = np.maximum(p_best, p_other) if params.both_orientations else p_best
     if params.correction == "bh":
         # A NaN p-value (degenerate couple) would turn every adjusted p-value into NaN:
         # adjust it as 1 (it can never be selected) and keep it NaN in the output.
-        raw = out["pvalue_couple"].to_numpy(dtype=np.float64)
-        adjusted = multipletests(np.nan_to_num(raw, nan=1.0), method="fdr_bh")[1]
-        out["pvalue_adj"] = np.where(np.isnan(raw), np.nan, adjusted)
+        adjusted = multipletests(np.nan_to_num(p_couple, nan=1.0), method="fdr_bh")[1]
+        p_adj = np.where(np.isnan(p_couple), np.nan, adjusted)
     else:
-        out["pvalue_adj"] = out["pvalue_couple"]
-    out["half_life_hours"] = out["half_life"] * candle_hours
-    out["ok_pvalue"] = out["pvalue_adj"] <= params.max_pvalue
-    hl = out["half_life_hours"]
-    out["ok_half_life"] = (hl >= params.min_half_life_hours) & (hl <= params.max_half_life_hours)
-    out["ok_corr"] = out["ret_corr"] >= params.min_ret_corr
-    out["ok_crossings"] = out["crossings"] >= params.min_crossings
-    checks = ["ok_pvalue", "ok_half_life", "ok_corr", "ok_crossings"]
+        p_adj = p_couple
+    # Quality order: strongest rejection first, then the faster mean reversion.
+    tstat = results["tstat"].to_numpy(dtype=np.float64)[best_rows]
+    half_life = results["half_life"].to_numpy(dtype=np.float64)[best_rows]
+    quality = np.lexsort((half_life, tstat))
+    rows = best_rows[quality]
+    p_other, p_couple, p_adj = p_other[quality], p_couple[quality], p_adj[quality]
+    hl = half_life[quality] * candle_hours
+    verdicts = {
+        "ok_pvalue": p_adj <= params.max_pvalue,
+        "ok_half_life": (hl >= params.min_half_life_hours) & (hl <= params.max_half_life_hours),
+        "ok_corr": results["ret_corr"].to_numpy(dtype=np.float64)[rows] >= params.min_ret_corr,
+    }
+    crossings = results["crossings"].to_numpy()[rows].copy()
+    need = (crossings < 0) & verdicts["ok_pvalue"] & verdicts["ok_half_life"] & verdicts["ok_corr"]
+    if need.any():
+        if window is None:
+            raise ValueError("the results leave crossings uncounted (-1); pass the window "
+                             "they were computed on to count them")
+        crossings[need] = count_crossings(window, results.iloc[rows[need]][["y", "x", "beta"]])
+    verdicts["ok_crossings"] = crossings >= params.min_crossings
     if stable is not None:
-        out["ok_stable"] = [k in stable for k in out.index]
-        checks.append("ok_stable")
-    out["eligible"] = out[checks].all(axis=1)
+        index = {c: i for i, c in enumerate(names.tolist())}
+        stable_keys = [min(index[a], index[b]) * size + max(index[a], index[b])
+                       for a, b in stable if a in index and b in index]
+        verdicts["ok_stable"] = np.isin(key[rows], stable_keys)
+    eligible = np.logical_and.reduce(list(verdicts.values()))
     labels = {
         "ok_pvalue": f"p-value above {params.max_pvalue} ({params.correction})",
         "ok_half_life": (
@@ -191,16 +228,15 @@ def screen_couples(
         "ok_stable": (f"eligible in fewer than {params.stable_in} of the last "
                       f"{params.stable_of} formations"),
     }
-    # Quality order: strongest rejection first, then the faster mean reversion.
-    out = out.sort_values(["tstat", "half_life"], kind="stable").reset_index(drop=True)
-    reasons = np.full(len(out), "", dtype=object)
-    for col in reversed(checks):  # the first failing filter wins
-        reasons[~out[col].to_numpy()] = labels[col]
+    reasons = np.full(len(rows), "", dtype=object)
+    for col in reversed(list(verdicts)):  # the first failing filter wins
+        reasons[~verdicts[col]] = labels[col]
     used: set[str] = set()
-    selected = np.zeros(len(out), dtype=bool)
-    for i, (y, x, ok) in enumerate(zip(out["y"], out["x"], out["eligible"], strict=True)):
-        if not ok:
-            continue
+    selected = np.zeros(len(rows), dtype=bool)
+    picks = np.flatnonzero(eligible)
+    ys = results["y"].iloc[rows[picks]].to_numpy()
+    xs = results["x"].iloc[rows[picks]].to_numpy()
+    for i, y, x in zip(picks.tolist(), ys.tolist(), xs.tolist(), strict=True):
         if y in used or x in used:
             reasons[i] = "coin already used"
         elif int(selected.sum()) >= params.max_couples:
@@ -209,17 +245,25 @@ def screen_couples(
             selected[i] = True
             used.update(c for c in (y, x) if c != params.reference)  # the reference is shared
             reasons[i] = "selected"
-    out["selected"] = selected
-    out["reason"] = reasons
+    out = results.iloc[rows].reset_index(drop=True)
+    added = {
+        "pvalue_other": p_other, "pvalue_couple": p_couple, "pvalue_adj": p_adj,
+        "half_life_hours": hl, **verdicts, "eligible": eligible, "selected": selected,
+        "reason": reasons,
+    }
+    out = pd.concat([out.drop(columns=[c for c in added if c in out]),
+                     pd.DataFrame(added, index=out.index)], axis=1)
+    out["crossings"] = crossings
     return out
 
 
 def select_couples(
     results: pd.DataFrame, params: SelectionParams, *, candle_hours: float = 1.0,
-    stable: set[tuple[str, str]] | None = None,
+    stable: set[tuple[str, str]] | None = None, window: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The chosen couples, best first: no coin appears twice, at most ``max_couples``."""
-    screened = screen_couples(results, params, candle_hours=candle_hours, stable=stable)
+    screened = screen_couples(results, params, candle_hours=candle_hours, stable=stable,
+                              window=window)
     if screened.empty:
         return screened
     return screened[screened["selected"]].reset_index(drop=True)
@@ -232,6 +276,7 @@ def choose_couples(
     candle_hours: float = 1.0,
     maxlag: int | None = None,
     step: int | None = None,
+    scan: Scan | None = None,
 ) -> pd.DataFrame:
     """Test every couple of a log-price formation window and return the chosen couples.
 
@@ -244,10 +289,18 @@ def choose_couples(
     kept only when it passes every filter in at least ``stable_in`` of these windows,
     the latest included. A couple that was found once by chance rarely passes again; one
     that is really cointegrated does.
+
+    ``scan`` tests each window (default: :func:`statarb.cointegration.engle_granger`
+    with this ``maxlag``); it is given the window's rows of ``log_prices``, index
+    included, and must return the same table.
     """
+    if scan is None:
+        def scan(window: pd.DataFrame) -> pd.DataFrame:
+            return engle_granger(window, maxlag=maxlag, autolag="aic", crossings=False)
+
     if params.stable_of == 1:
-        results = _tested(engle_granger(log_prices, maxlag=maxlag, autolag="aic"), params)
-        chosen = select_couples(results, params, candle_hours=candle_hours)
+        results = _tested(scan(log_prices), params)
+        chosen = select_couples(results, params, candle_hours=candle_hours, window=log_prices)
         return with_hedge(chosen, log_prices, params.hedge, kalman_delta=params.kalman_delta)
     if step is None or step < 1:
         raise ValueError(f"stable_of={params.stable_of} needs the re-formation step in "
@@ -262,9 +315,9 @@ def choose_couples(
     current = pd.DataFrame()
     for back in range(params.stable_of):
         end = len(log_prices) - back * step
-        past = _tested(engle_granger(log_prices.iloc[end - window:end], maxlag=maxlag,
-                                     autolag="aic"), params)
-        screened = screen_couples(past, params, candle_hours=candle_hours)
+        frame = log_prices.iloc[end - window:end]
+        past = _tested(scan(frame), params)
+        screened = screen_couples(past, params, candle_hours=candle_hours, window=frame)
         for y, x in screened.loc[screened["eligible"], ["y", "x"]].itertuples(index=False):
             key = (min(y, x), max(y, x))
             counts[key] = counts.get(key, 0) + 1
@@ -272,7 +325,8 @@ def choose_couples(
             current = past
     stable = {k for k, n in counts.items() if n >= params.stable_in}
     latest = log_prices.iloc[len(log_prices) - window:]
-    chosen = select_couples(current, params, candle_hours=candle_hours, stable=stable)
+    chosen = select_couples(current, params, candle_hours=candle_hours, stable=stable,
+                            window=latest)
     return with_hedge(chosen, latest, params.hedge, kalman_delta=params.kalman_delta)
 
 

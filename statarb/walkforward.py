@@ -23,11 +23,16 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from statarb.hedge import KalmanStart, has_kalman_state, kalman_filter
 from statarb.selection import SelectionParams, choose_couples, history_length
+from statarb.sliding import SlidingScan
 
 __all__ = [
     "Formation", "Universe", "WalkForwardParams", "align_closes", "from_couples", "full_window",
     "held_series", "price_matrix", "walk_forward",
 ]
+
+
+#: How :func:`walk_forward` tests each formation window.
+ENGINES = ("sliding", "batch")
 
 
 @dataclass(frozen=True)
@@ -288,6 +293,7 @@ def walk_forward(
     first: pd.Timestamp | None = None,
     anchor_hour: int = 0,
     min_history: int | None = None,
+    engine: str = "sliding",
 ) -> Universe:
     """Run every re-formation over candles ``frames`` (coin -> OHLCV with ``date``).
 
@@ -304,7 +310,14 @@ def walk_forward(
     depends only on the candles of its window (what the live pairlist sees, and what
     Freqtrade's recursive-analysis checks); when Freqtrade starts trading a coin is the
     plan's business (:meth:`Universe.tradable_from`).
+
+    ``engine``: ``"sliding"`` (default) slides the Engle-Granger sums from one formation
+    window to the next (:class:`statarb.sliding.SlidingScan`); ``"batch"`` tests every
+    window from scratch (:func:`statarb.cointegration.engle_granger`). Same couples, same
+    statistics to rounding; the batch engine is there to check and time the other.
     """
+    if engine not in ENGINES:
+        raise ValueError(f"engine={engine!r} must be one of {ENGINES}")
     min_history = wf.formation if min_history is None else min_history
     if min_history < wf.formation:
         raise ValueError(
@@ -338,6 +351,7 @@ def walk_forward(
     if starts:
         starts = list(range(starts[0], len(index), wf.reform_every))
 
+    scan = SlidingScan(log_closes, coins, wf.formation) if engine == "sliding" else None
     formations: list[Formation] = []
     for start in starts:
         lo = start - history
@@ -352,9 +366,10 @@ def walk_forward(
             chosen = pd.DataFrame(columns=["y", "x", "alpha", "beta", "half_life"])
         else:
             cols = [coins.index(c) for c in members]
-            window = pd.DataFrame(log_closes[lo:start, cols], columns=members)
+            window = pd.DataFrame(log_closes[lo:start, cols], columns=members,
+                                  index=pd.RangeIndex(lo, start))
             chosen = choose_couples(window, selection, candle_hours=candle_hours,
-                                    step=wf.reform_every)
+                                    step=wf.reform_every, scan=scan)
         chosen = chosen.reset_index(drop=True)
         formations.append(_series(log_closes, coins, chosen, wf, start, start, index, members))
     return Universe(index, coins, closes, opens, wf, formations)
