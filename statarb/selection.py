@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
-from statarb.cointegration import count_crossings, engle_granger
+from statarb.cointegration import RESULT_COLUMNS, count_crossings, engle_granger
 from statarb.hedge import HEDGES, with_hedge
 from statarb.params import reject_unknown
 
@@ -292,16 +292,29 @@ def choose_couples(
 
     ``scan`` tests each window (default: :func:`statarb.cointegration.engle_granger`
     with this ``maxlag``); it is given the window's rows of ``log_prices``, index
-    included, and must return the same table.
+    included, and must return the same table. With a scan of its own, the chosen
+    couples' statistics (:data:`statarb.cointegration.RESULT_COLUMNS`) are then
+    recomputed by ``engle_granger`` from the window alone: a scan that slides its sums
+    from earlier windows agrees with it to rounding, and the couples' hedge ratios, and so
+    their spreads and z-scores, must not depend on where the data started (Freqtrade's
+    recursive-analysis compares them exactly; the live pairlist tests the window alone).
+    The screening columns (``pvalue_couple``, ``pvalue_adj`` ...) stay the scan's: they
+    are the verdicts the selection was made on.
     """
+    own_scan = scan is not None
     if scan is None:
         def scan(window: pd.DataFrame) -> pd.DataFrame:
             return engle_granger(window, maxlag=maxlag, autolag="aic", crossings=False)
 
+    def finish(chosen: pd.DataFrame, window: pd.DataFrame) -> pd.DataFrame:
+        if own_scan:
+            chosen = _retested(chosen, window, maxlag, candle_hours)
+        return with_hedge(chosen, window, params.hedge, kalman_delta=params.kalman_delta)
+
     if params.stable_of == 1:
         results = _tested(scan(log_prices), params)
         chosen = select_couples(results, params, candle_hours=candle_hours, window=log_prices)
-        return with_hedge(chosen, log_prices, params.hedge, kalman_delta=params.kalman_delta)
+        return finish(chosen, log_prices)
     if step is None or step < 1:
         raise ValueError(f"stable_of={params.stable_of} needs the re-formation step in "
                          f"candles (step={step})")
@@ -327,7 +340,26 @@ def choose_couples(
     latest = log_prices.iloc[len(log_prices) - window:]
     chosen = select_couples(current, params, candle_hours=candle_hours, stable=stable,
                             window=latest)
-    return with_hedge(chosen, latest, params.hedge, kalman_delta=params.kalman_delta)
+    return finish(chosen, latest)
+
+
+def _retested(
+    chosen: pd.DataFrame, window: pd.DataFrame, maxlag: int | None, candle_hours: float
+) -> pd.DataFrame:
+    """``chosen`` with its Engle-Granger statistics recomputed on ``window`` alone, by one
+    :func:`statarb.cointegration.engle_granger` call on the chosen couples' coins."""
+    if chosen.empty:
+        return chosen
+    coins = list(dict.fromkeys([*chosen["y"], *chosen["x"]]))
+    exact = engle_granger(window[coins], maxlag=maxlag, autolag="aic").set_index(["y", "x"])
+    stats = [c for c in RESULT_COLUMNS if c not in ("y", "x")]
+    keys = pd.MultiIndex.from_frame(chosen[["y", "x"]])
+    out = chosen.copy()
+    out[stats] = exact.loc[keys, stats].to_numpy()
+    out = out.astype({c: chosen[c].dtype for c in stats})
+    if "half_life_hours" in out:
+        out["half_life_hours"] = out["half_life"] * candle_hours
+    return out
 
 
 def _tested(results: pd.DataFrame, params: SelectionParams) -> pd.DataFrame:

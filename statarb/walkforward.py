@@ -351,7 +351,10 @@ def walk_forward(
     if starts:
         starts = list(range(starts[0], len(index), wf.reform_every))
 
-    scan = SlidingScan(log_closes, coins, wf.formation) if engine == "sliding" else None
+    # A panel shorter than a formation window has no formation to slide between (Freqtrade's
+    # recursive-analysis and a fresh dry-run start from such panels).
+    scan = (SlidingScan(log_closes, coins, wf.formation)
+            if engine == "sliding" and starts else None)
     formations: list[Formation] = []
     for start in starts:
         lo = start - history

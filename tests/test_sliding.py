@@ -17,7 +17,7 @@ import pytest
 from statsmodels.tsa.stattools import coint
 
 from statarb.cointegration import engle_granger
-from statarb.selection import SelectionParams, choose_couples, screen_couples
+from statarb.selection import SelectionParams, screen_couples, select_couples
 from statarb.sliding import SlidingScan
 from statarb.walkforward import WalkForwardParams, align_closes, price_matrix, walk_forward
 from tests.shared_data import FUTURES, coins
@@ -159,9 +159,8 @@ def test_uncounted_crossings_give_the_same_screen(panel: tuple[np.ndarray, list[
         assert (a["crossings"].to_numpy()[counted] == b["crossings"].to_numpy()[counted]).all()
         with pytest.raises(ValueError, match="uncounted"):
             screen_couples(lazy, params)
-    lazy_chosen = choose_couples(window, SelectionParams(correction="none"))
-    full_chosen = choose_couples(window, SelectionParams(correction="none"),
-                                 scan=lambda w: engle_granger(w))
+    lazy_chosen = select_couples(lazy, SelectionParams(correction="none"), window=window)
+    full_chosen = select_couples(full, SelectionParams(correction="none"))
     assert len(lazy_chosen) >= 2
     # The spread's mean is 0 to rounding (summed over every point, or from the coins' sums
     # when crossings are not counted): the only column that is not identical.

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from statarb.cointegration import RESULT_COLUMNS
 from statarb.selection import SelectionParams, choose_couples
 from statarb.signals import SignalParams, build_plan, couple_pnl, exit_reason, latest_zscore
 from statarb.walkforward import WalkForwardParams, from_couples, walk_forward
@@ -74,6 +75,25 @@ def test_truncating_the_data_changes_nothing_before_the_cut(frames, wf, sel) -> 
         np.testing.assert_array_equal(plan_full.views[coin].z[:n], plan_part.views[coin].z)
 
 
+def test_where_the_data_starts_changes_no_formation_after(frames) -> None:
+    """The sliding engine's sums carry rounding from the windows before; the couples' hedge
+    ratios and z-scores must not (Freqtrade's recursive-analysis compares them exactly)."""
+    begin = pd.Timestamp("2025-03-12 07:00", tz="UTC")  # not on a re-formation's cadence
+    late = {c: f[f["date"] >= begin].reset_index(drop=True) for c, f in frames.items()}
+    full, part = walk_forward(frames, SEL, WF), walk_forward(late, SEL, WF)
+    common = {f.time: f for f in part.formations}
+    pairs = [(f, common[f.time]) for f in full.formations if f.time in common]
+    assert len(pairs) >= 60 and sum(len(a.couples) for a, _ in pairs) >= 30
+    stats = list(RESULT_COLUMNS)
+    for a, b in pairs:
+        # The statistics and the series are exact; the screening verdicts' p-values
+        # (pvalue_other, pvalue_couple, pvalue_adj) are the scan's, equal to rounding.
+        pd.testing.assert_frame_equal(a.couples[stats], b.couples[stats], check_exact=True)
+        pd.testing.assert_frame_equal(a.couples, b.couples, check_exact=False, rtol=1e-9)
+        np.testing.assert_array_equal(a.z, b.z)
+        np.testing.assert_array_equal(a.spread_std, b.spread_std)
+
+
 def test_each_formation_is_the_selection_function_on_the_window_before_it(frames) -> None:
     u = walk_forward(frames, SEL, WF)
     f = next(f for f in u.formations if len(f.couples) >= 2)
@@ -111,6 +131,15 @@ def test_walk_forward_params_validation() -> None:
     with pytest.raises(ValueError, match="min_history=10"):
         walk_forward({"A": pd.DataFrame({"date": [], "open": [], "close": []})}, SEL, WF,
                      min_history=10)
+
+
+@pytest.mark.parametrize("engine", ["sliding", "batch"])
+def test_a_panel_shorter_than_a_formation_window_has_no_formation(frames, engine) -> None:
+    # What Freqtrade's recursive-analysis and a fresh dry-run hand the strategy.
+    end = min(f["date"].min() for f in frames.values()) + pd.Timedelta(hours=WF.formation // 2)
+    u = walk_forward(_cut(frames, end), SEL, WF, engine=engine)
+    assert u.formations == []
+    assert len(u.index) == WF.formation // 2
 
 
 def test_no_couple_enters_before_freqtrade_trades_both_coins(frames) -> None:
