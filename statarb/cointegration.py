@@ -342,6 +342,20 @@ def _ordered_couples(n: int) -> tuple[np.ndarray, np.ndarray]:
     return yi[keep], xi[keep]
 
 
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The engine's worker threads, started once: the kernels release the GIL (numpy's
+    and the compiled one), so chunks of couples run in parallel. A walk-forward calls the
+    engine hundreds of times; starting threads for each call cost it ~1 ms a call."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=max(1, min(os.cpu_count() or 1, 4)),
+                                   thread_name_prefix="statarb-eg")
+    return _POOL
+
+
 def _chunks(total: int, size: int) -> Iterator[slice]:
     for lo in range(0, total, size):
         yield slice(lo, min(lo + size, total))
@@ -466,10 +480,20 @@ def _table(
     chunk_size: int,
     *,
     crossings: bool = True,
+    prune: float | None = None,
 ) -> pd.DataFrame:
     """The result frame of :func:`engle_granger` for a prepared window: from the
     coin-level ``sums`` by the compiled kernel, or (``sums=None``) by the per-couple
-    reference path (which always counts crossings)."""
+    reference path (which always counts crossings).
+
+    ``prune`` (kernel only): test each couple's orientation y < x (panel order) first, and
+    its other orientation only where the first one's p-value is at most ``prune``; the
+    rows left untested have NaN statistics and ``lag`` -1. For a selection that judges a
+    couple on the larger p-value of its two orientations with a threshold at most
+    ``prune``, nothing left untested could change a verdict (see
+    :class:`statarb.sliding.SlidingScan`); it halves the work on a universe of mostly
+    unrelated coins.
+    """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
     rows, cov, means = win.rows, win.cov, win.means
@@ -483,45 +507,61 @@ def _table(
     corr = cov[yi, xi] / np.sqrt(var[yi] * var[xi])
     ret_corr = win.rcov[yi, xi] / np.sqrt(rvar[yi] * rvar[xi])
     r2 = corr**2
+    collinear = r2 >= _COLLINEAR_R2
 
     m = yi.shape[0]
-    tstat = np.empty(m)
-    lag = np.empty(m, dtype=np.int64)
-    lam = np.empty(m)
-    spread_mean = np.empty(m)
-    spread_std = np.empty(m)
-    cross = np.empty(m, dtype=np.int64)
+    tstat = np.full(m, np.nan)
+    lag = np.full(m, -1, dtype=np.int64)
+    lam = np.full(m, np.nan)
+    spread_mean = np.full(m, np.nan)
+    spread_std = np.full(m, np.nan)
+    cross = np.full(m, -1, dtype=np.int64)
     csum = rows.sum(axis=1)
     code = AUTOLAG_CODES[autolag]
 
-    def run(sl: slice) -> None:
-        yc, xc, bc = yi[sl], xi[sl], beta[sl]
+    def run(sl: slice, at: np.ndarray) -> None:
+        idx = at[sl]
+        yc, xc, bc = yi[idx], xi[idx], beta[idx]
+        c = idx.shape[0]
         if sums is None:  # the reference: whole residuals, sums per couple
             e = rows[xc]
             e *= bc[:, None]
             np.subtract(rows[yc], e, out=e)
             ed = _edges(e, np.diff(e, axis=1), maxlag)
-            tstat[sl], lag[sl] = _adf_autolag(ed, t_len - 1, maxlag, autolag)
-            total, cross[sl] = _crossings(e)
+            ts, lg = _adf_autolag(ed, t_len - 1, maxlag, autolag)
+            total, cr = _crossings(e)
             first, last, ee, b0 = e[:, 0], e[:, -1], ed.ee_full, ed.b_full[:, 0]
         else:
-            c = yc.shape[0]
-            b0, ee, first, last, total = (np.empty(c) for _ in range(5))
+            ts, b0, ee, first, last, total = (np.empty(c) for _ in range(6))
+            lg, cr = np.empty(c, dtype=np.int64), np.empty(c, dtype=np.int64)
             couple_adf(
                 rows, sums.adiag, sums.asum, sums.b_diag, sums.b_sym, sums.cov, csum,
                 yc, xc, bc, maxlag, code, _CANCELLATION_LIMIT, crossings,
-                tstat[sl], lag[sl], b0, ee, first, last, total, cross[sl],
+                ts, lg, b0, ee, first, last, total, cr,
             )
-        spread_mean[sl], spread_std[sl], lam[sl] = _moments(total, first, last, ee, b0, t_len)
+        tstat[idx], lag[idx], cross[idx] = ts, lg, cr
+        spread_mean[idx], spread_std[idx], lam[idx] = _moments(total, first, last, ee, b0,
+                                                               t_len)
 
-    # The kernels release the GIL (numpy's and the compiled one), so chunks run in
-    # parallel threads.
-    workers = max(1, min(os.cpu_count() or 1, 4))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(run, _chunks(m, chunk_size)))
+    def run_all(at: np.ndarray) -> None:
+        parts = list(_chunks(at.shape[0], chunk_size))
+        if len(parts) == 1:  # a small panel: no thread hand-off
+            run(parts[0], at)
+        else:
+            list(_pool().map(lambda sl: run(sl, at), parts))
 
-    collinear = r2 >= _COLLINEAR_R2
-    tstat = np.where(collinear, -np.inf, tstat)
+    if prune is None or sums is None:
+        run_all(np.arange(m))
+    else:
+        forward = np.flatnonzero(yi < xi)
+        run_all(forward)
+        p_first = mackinnon_pvalue(np.where(collinear[forward], -np.inf, tstat[forward]))
+        keep = p_first <= prune
+        # Row of (x, y) for a couple (y, x): rows are every ordered couple, y-major.
+        fy, fx = yi[forward[keep]], xi[forward[keep]]
+        run_all(fx * (n_coins - 1) + fy - (fy > fx))
+
+    tstat = np.where(collinear & (lag >= 0), -np.inf, tstat)
     pvalue = mackinnon_pvalue(tstat, n_vars=2)
     with np.errstate(divide="ignore", invalid="ignore"):
         # lambda >= 0: no pull back to the mean (inf); lambda <= -1: the fit overshoots,

@@ -139,6 +139,7 @@ class SelectionParams:
 def screen_couples(
     results: pd.DataFrame, params: SelectionParams, *, candle_hours: float = 1.0,
     stable: set[tuple[str, str]] | None = None, window: pd.DataFrame | None = None,
+    selected_only: bool = False,
 ) -> pd.DataFrame:
     """One row per unordered couple, in its traded orientation, with every filter's verdict.
 
@@ -157,6 +158,10 @@ def screen_couples(
     that pass the p-value, half-life and correlation filters: the others fail one of those
     first, so their count could change neither a verdict nor a reason, and counting is
     the one step that reads every candle of every spread.
+
+    ``selected_only``: only the selected rows (what :func:`select_couples` returns, the
+    same frame as filtering the full one), for callers that screen thousands of couples to
+    keep five.
     """
     if candle_hours <= 0:
         raise ValueError(f"candle_hours={candle_hours} must be positive")
@@ -245,12 +250,16 @@ def screen_couples(
             selected[i] = True
             used.update(c for c in (y, x) if c != params.reference)  # the reference is shared
             reasons[i] = "selected"
-    out = results.iloc[rows].reset_index(drop=True)
     added = {
         "pvalue_other": p_other, "pvalue_couple": p_couple, "pvalue_adj": p_adj,
         "half_life_hours": hl, **verdicts, "eligible": eligible, "selected": selected,
         "reason": reasons,
     }
+    if selected_only:  # the rows select_couples returns, without building the others
+        rows, crossings = rows[selected], crossings[selected]
+        added = {k: v[selected] for k, v in added.items()}
+    added["reason"] = pd.array(added["reason"], dtype="str")  # also when no row is left
+    out = results.iloc[rows].reset_index(drop=True)
     out = pd.concat([out.drop(columns=[c for c in added if c in out]),
                      pd.DataFrame(added, index=out.index)], axis=1)
     out["crossings"] = crossings
@@ -262,11 +271,8 @@ def select_couples(
     stable: set[tuple[str, str]] | None = None, window: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The chosen couples, best first: no coin appears twice, at most ``max_couples``."""
-    screened = screen_couples(results, params, candle_hours=candle_hours, stable=stable,
-                              window=window)
-    if screened.empty:
-        return screened
-    return screened[screened["selected"]].reset_index(drop=True)
+    return screen_couples(results, params, candle_hours=candle_hours, stable=stable,
+                          window=window, selected_only=True)
 
 
 def choose_couples(
@@ -351,15 +357,19 @@ def _retested(
     if chosen.empty:
         return chosen
     coins = list(dict.fromkeys([*chosen["y"], *chosen["x"]]))
-    exact = engle_granger(window[coins], maxlag=maxlag, autolag="aic").set_index(["y", "x"])
-    stats = [c for c in RESULT_COLUMNS if c not in ("y", "x")]
-    keys = pd.MultiIndex.from_frame(chosen[["y", "x"]])
-    out = chosen.copy()
-    out[stats] = exact.loc[keys, stats].to_numpy()
-    out = out.astype({c: chosen[c].dtype for c in stats})
-    if "half_life_hours" in out:
-        out["half_life_hours"] = out["half_life"] * candle_hours
-    return out
+    exact = engle_granger(window[coins], maxlag=maxlag, autolag="aic")
+    # Its rows are every ordered couple of ``coins``, y-major: (i, j) is row i (n-1) + j - (j > i).
+    code = {c: i for i, c in enumerate(coins)}
+    yi = np.array([code[c] for c in chosen["y"]])
+    xi = np.array([code[c] for c in chosen["x"]])
+    at = yi * (len(coins) - 1) + xi - (xi > yi)
+    columns = {c: chosen[c].to_numpy() for c in chosen.columns}
+    for col in RESULT_COLUMNS:
+        if col not in ("y", "x"):
+            columns[col] = exact[col].to_numpy()[at]
+    if "half_life_hours" in columns:
+        columns["half_life_hours"] = columns["half_life"] * candle_hours
+    return pd.DataFrame(columns, index=chosen.index).astype(chosen.dtypes.to_dict())
 
 
 def _tested(results: pd.DataFrame, params: SelectionParams) -> pd.DataFrame:

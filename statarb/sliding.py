@@ -28,6 +28,18 @@ How the sums are kept exact:
   on the shared data and on synthetic panels (``benchmarks/bench_walkforward.py``,
   ``tests/test_sliding.py``): without any rebuild, p-values stay within 1e-12 of the
   batch engine's after 700 slides; with it, within the batch engine's own rounding.
+
+What it leaves untested (``prune``). The walk-forward only needs the couples a selection
+can choose. A selection that judges a couple on the larger p-value of its two
+orientations (``both_orientations``, the default) rejects every couple whose first
+orientation has a p-value above its threshold, whatever the other one's: the scan then
+tests the other orientation only where the first passes (NaN statistics elsewhere,
+``lag`` -1). Benjamini-Hochberg is unchanged by it: a couple above the threshold, untested
+or not, counts in the family and never in the ranks that decide (the adjusted p-value of
+a couple at or under the threshold is a minimum over couples at or under it). Most couples
+of a broad universe are unrelated, so this skips close to half the per-couple work; the
+chosen couples are then retested from the window alone
+(:func:`statarb.selection.choose_couples`).
 """
 
 from __future__ import annotations
@@ -58,7 +70,8 @@ class SlidingScan:
     order works, but a jump backwards or of more than a window rebuilds the sums).
     Instances are also :data:`statarb.selection.Scan` callables: given a window's rows of
     the panel as a frame whose index is the panel's row numbers, they return that
-    window's table.
+    window's table. ``prune``: a p-value threshold; each couple's second orientation is
+    tested only where its first one's p-value is at or under it (module docstring).
     """
 
     def __init__(
@@ -71,6 +84,7 @@ class SlidingScan:
         autolag: str | None = "aic",
         rebuild_every: int = 30,
         keep: int = 10,
+        prune: float | None = None,
     ) -> None:
         values = np.asarray(log_prices, dtype=np.float64)
         if values.ndim != 2 or values.shape[1] != len(coins):
@@ -85,6 +99,10 @@ class SlidingScan:
                 rebuild_every < 1):
             raise ValueError(f"rebuild_every={rebuild_every!r} must be a whole number of "
                              "slides >= 1")
+        if prune is not None and not 0.0 < prune <= 1.0:
+            raise ValueError(f"prune={prune!r} must be a p-value threshold in (0, 1], or None "
+                             "to test both orientations of every couple")
+        self.prune = prune
         self.values = values
         self.coins = list(coins)
         self._col = {c: i for i, c in enumerate(self.coins)}
@@ -248,7 +266,7 @@ class SlidingScan:
         rows = np.ascontiguousarray((self.values[lo:end, cols] - means).T)
         win = _Window(np.asarray(names, dtype=object), means, rows, cov, rcov)
         table = _table(win, _PanelSums.from_products(a, b, cov), maxlag, self.autolag, 2048,
-                       crossings=False)
+                       crossings=False, prune=self.prune)
         return table, names
 
     def __call__(self, window: pd.DataFrame) -> pd.DataFrame:

@@ -353,7 +353,10 @@ def walk_forward(
 
     # A panel shorter than a formation window has no formation to slide between (Freqtrade's
     # recursive-analysis and a fresh dry-run start from such panels).
-    scan = (SlidingScan(log_closes, coins, wf.formation)
+    # A selection that judges a couple on both orientations needs the second only where
+    # the first passes its threshold (SlidingScan's prune).
+    prune = selection.max_pvalue if selection.both_orientations else None
+    scan = (SlidingScan(log_closes, coins, wf.formation, prune=prune)
             if engine == "sliding" and starts else None)
     formations: list[Formation] = []
     for start in starts:

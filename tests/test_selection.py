@@ -276,9 +276,24 @@ def reference_selection(
     return eligible, chosen
 
 
+def pruned_results(results: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """``results`` as a pruning scan returns it: the orientation y > x left untested
+    (NaN statistics, lag -1) where the orientation y < x has a p-value above
+    ``threshold``."""
+    first = results.set_index(["y", "x"])["pvalue"]
+    reverse = results["y"] > results["x"]
+    p_first = first.loc[list(zip(results["x"], results["y"], strict=True))].to_numpy()
+    untested = reverse.to_numpy() & (p_first > threshold)
+    out = results.copy()
+    cols = ["tstat", "pvalue", "half_life", "ar_lambda", "spread_mean", "spread_std"]
+    out.loc[untested, cols] = np.nan
+    out.loc[untested, "lag"] = -1
+    return out
+
+
 def test_selection_is_the_greedy_choice_on_random_tables() -> None:
     rng = np.random.default_rng(7)
-    nontrivial = 0
+    nontrivial = untested = 0
     for _ in range(300):
         results = random_results(rng, int(rng.integers(2, 10)))
         lo = float(rng.choice([0.0, 1.0, 2.0]))
@@ -305,8 +320,21 @@ def test_selection_is_the_greedy_choice_on_random_tables() -> None:
         assert got_eligible == eligible
         assert list(zip(selected["y"], selected["x"], strict=True)) == expected
         assert (selected["reason"] == "selected").all()
+        pd.testing.assert_frame_equal(
+            selected, screened[screened["selected"]].reset_index(drop=True))
+        if params.both_orientations:
+            # A scan that leaves the second orientation untested where the first is above
+            # the threshold (SlidingScan's prune) changes no choice and no chosen value.
+            pruned = pruned_results(results, params.max_pvalue)
+            untested += int((pruned["lag"] < 0).sum())
+            pd.testing.assert_frame_equal(
+                select_couples(pruned, params, candle_hours=candle_hours), selected)
+            again = screen_couples(pruned, params, candle_hours=candle_hours)
+            assert {couple_key(y, x): bool(ok) for y, x, ok in zip(
+                again["y"], again["x"], again["eligible"], strict=True)} == eligible
         nontrivial += len(expected) >= 2
     assert nontrivial >= 30  # the loop exercised real choices, not just empty selections
+    assert untested >= 1000  # and pruned tables with many rows left untested
 
 
 # --------------------------------------------------------------------------------------

@@ -117,6 +117,30 @@ def test_sliding_table_matches_statsmodels_on_sampled_couples(
     assert worst <= 1e-9
 
 
+def test_a_pruning_scan_tests_the_second_orientation_only_where_the_first_passes(
+    panel: tuple[np.ndarray, list[str]],
+) -> None:
+    log_closes, names = panel
+    full = SlidingScan(log_closes, names, WINDOW)
+    pruned = SlidingScan(log_closes, names, WINDOW, prune=0.05)
+    for end in (len(log_closes) - 700, len(log_closes) - 700 + 24 * 5):
+        a, b = full.results(end), pruned.results(end)
+        order = {c: i for i, c in enumerate(full.complete(end))}
+        first = np.array([order[y] < order[x] for y, x in zip(a["y"], a["x"], strict=True)])
+        p_first = a.set_index(["y", "x"])["pvalue"]
+        p_of_first = p_first.loc[[(y, x) if f else (x, y) for y, x, f in zip(
+            a["y"], a["x"], first, strict=True)]].to_numpy()
+        tested = first | (p_of_first <= 0.05)
+        assert (b["lag"].to_numpy() >= 0).tolist() == tested.tolist()
+        assert 0.2 < tested.mean() < 0.9  # both kinds of rows are there
+        _assert_tables_agree(b[tested], a[tested])
+        untested = b[~tested]
+        assert untested[["tstat", "pvalue", "half_life", "spread_std"]].isna().all().all()
+        np.testing.assert_array_equal(untested["beta"], a["beta"][~tested])
+    with pytest.raises(ValueError, match="prune=0"):
+        SlidingScan(log_closes, names, WINDOW, prune=0.0)
+
+
 def test_members_and_windows_are_checked(panel: tuple[np.ndarray, list[str]]) -> None:
     log_closes, names = panel
     scan = SlidingScan(log_closes, names, WINDOW)
