@@ -58,7 +58,7 @@ def freqtrade_runs(datadir: Path, tmp: Path) -> tuple[float, float, int]:
         try:
             cold = backtest("CointPairsStrategy", workdir=tmp / "cold", **kwargs)
             cache = tmp / "cold" / "user_data" / "statarb_cache"
-            if not any(cache.glob("formations-*.pkl")):
+            if not any(cache.glob("formations-*.npz")):
                 raise RunFailed(f"the cold backtest left no formation cache in {cache}")
             shutil.copytree(cache, tmp / "warm" / "user_data" / "statarb_cache")
             warm = backtest("CointPairsStrategy", workdir=tmp / "warm", **kwargs)

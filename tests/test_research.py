@@ -18,13 +18,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from statarb.research.cache import FormationCache, data_fingerprint
+from statarb.research.cache import FormationCache
 from statarb.research.engine import Account, FundingBook
 from statarb.research.evaluate import DEFAULT_PARAMS, Workbench
 from statarb.research.sweep import choose, run_sweep
 from statarb.research.variants import STRATEGY_PARAMS, parse_variants
-from statarb.settings import StrategySettings
-from statarb.walkforward import walk_forward
 from tests.offline import REPO
 from tests.shared_data import CCXT_MARKETS, DATADIR, require_shared
 
@@ -102,36 +100,7 @@ def test_funding_book_matches_freqtrade_calculate_funding_fees() -> None:
     assert book.funding("missing", 1.0, False, dates[0], dates[-1]) == 0.0
 
 
-# ---------------------------------------------------------------------- cache
-def test_formation_cache_reuses_and_invalidates(tmp_path: Path, bench: Workbench) -> None:
-    settings = StrategySettings.from_config(small_config(), HOUR)
-    frames = {c: f.iloc[-1500:] for c, f in list(bench.frames.items())[:4]}
-    calls = []
-
-    def build():
-        calls.append(1)
-        return walk_forward(frames, settings.selection, settings.walk_forward)
-
-    cache = FormationCache(tmp_path)
-    first = cache.get_or_build(frames, settings, build)
-    second = FormationCache(tmp_path).get_or_build(frames, settings, build)
-    assert len(calls) == 1
-    assert [f.time for f in second.formations] == [f.time for f in first.formations]
-    pd.testing.assert_frame_equal(second.formations[-1].couples, first.formations[-1].couples)
-    np.testing.assert_array_equal(second.formations[-1].z, first.formations[-1].z)
-    # Other settings, other data: a new key.
-    other = StrategySettings.from_config(
-        {"statarb": {**small_config()["statarb"],
-                     "selection": {"max_pvalue": 0.01}}}, HOUR)
-    assert cache.key(frames, other) != cache.key(frames, settings)
-    changed = {**frames, "BTC": frames["BTC"].assign(close=frames["BTC"]["close"] * 1.001)}
-    assert data_fingerprint(changed) != data_fingerprint(frames)
-    assert cache.key(changed, settings) != cache.key(frames, settings)
-    # A damaged file is rebuilt, not trusted.
-    (path,) = tmp_path.glob("formations-*.pkl")
-    path.write_bytes(b"not a pickle")
-    FormationCache(tmp_path).get_or_build(frames, settings, build)
-    assert len(calls) == 2
+# The formation cache has its own tests: tests/test_formation_cache.py.
 
 
 # ---------------------------------------------------------------------- sweep
