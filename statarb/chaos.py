@@ -20,7 +20,9 @@ bot's view is exactly what a fault can corrupt. A scenario passes when
   printed in their own columns; no bot can close a leg while it cannot reach the
   exchange or is not running, and a slow start-up on a busy machine is not the bot's
   fault. Only :func:`close_keeps_failing` widens its bound, by the refusals it scripts,
-* no order was sent twice (same symbol, side and quantity within one second).
+* no order was sent twice (same symbol, side and quantity within one second),
+* Freqtrade's records match the exchange: each open trade's amount equals the exchange's
+  position of its pair (within the amount step), and no trade is open on a flat pair.
 
 A scenario the strategy cannot handle reports FAIL with the measured numbers; the bounds are
 never loosened to make one pass.
@@ -281,13 +283,26 @@ class LiveRun:
         seen, since = -1, time.monotonic()
         while time.monotonic() < deadline:
             n = len(self.sim.journal.entries())
-            if n != seen or self.open_orders() or self.lone_leg():
+            if n != seen or self.open_orders() or self.lone_leg() or self.records_behind():
                 seen, since = n, time.monotonic()
             elif time.monotonic() - since >= QUIET_S:
                 return
             if self.proc is not None and self.proc.poll() is not None:
                 return  # judged as left: a dead bot is no excuse for a naked leg
             time.sleep(0.25)
+
+    def records_behind(self) -> bool:
+        """The bot's books still differ from the exchange (a trade recording what is not
+        held, a ledger entry for a flat couple): it has bookkeeping left to do."""
+        positions = self.positions()
+        trades = self.open_trades()
+        for pair in set(trades) | {_pair(s) for s in positions}:
+            symbol = pair.split("/")[0] + "USDT"
+            held = float(positions[symbol][0]) if symbol in positions else 0.0
+            if abs(held - trades.get(pair, 0.0)) > self.step(symbol) / 2 + 1e-9:
+                return True
+        held_pairs = {_pair(s) for s in positions}
+        return any(not {e["y"][0], e["x"][0]} & held_pairs for e in self.ledger().values())
 
     def ledger(self) -> dict[str, dict[str, Any]]:
         """The bot's couple ledger as its trade database holds it: couple id -> entry
@@ -305,6 +320,25 @@ class LiveRun:
             doc = json.loads(text)
             out[doc["c"]] = doc
         return out
+
+    def open_trades(self) -> dict[str, float]:
+        """Signed amount per pair of the open trades in the bot's database (sqlite)."""
+        if not self.db.exists():
+            return {}
+        with contextlib.closing(sqlite3.connect(self.db)) as db:
+            try:
+                rows = db.execute("SELECT pair, amount, is_short FROM trades "
+                                  "WHERE is_open = 1").fetchall()
+            except sqlite3.Error:
+                return {}
+        out: dict[str, float] = {}
+        for pair, amount, is_short in rows:
+            out[pair] = out.get(pair, 0.0) + (-float(amount) if is_short else float(amount))
+        return out
+
+    def step(self, symbol: str) -> float:
+        info = self.sim.market_data.symbols.get(symbol)
+        return float(info.step) if info is not None else 0.0
 
     def couples(self) -> list[tuple[str, str, float]]:
         """(y symbol, x symbol, beta) of the couples the pairlist published."""
@@ -402,6 +436,15 @@ def judge(name: str, run: LiveRun, notes: Sequence[str] = ()) -> ScenarioResult:
             problems.append(f"{name_c} hedge ratio off by {err:+.1%}")
         if same_side == (beta > 0):
             problems.append(f"{name_c} legs on the wrong sides")
+    trades = run.open_trades()
+    for pair in sorted(set(trades) | {_pair(s) for s in positions}):
+        symbol = pair.split("/")[0] + "USDT"
+        held_amount = float(positions[symbol][0]) if symbol in positions else 0.0
+        recorded = trades.get(pair, 0.0)
+        if abs(held_amount - recorded) > run.step(symbol) / 2 + 1e-9 and (
+                recorded or symbol in {s for c in couples for s in c[:2]}):
+            problems.append(f"trade of {pair} records {recorded:+g}, the exchange holds "
+                            f"{held_amount:+g}")
     held = {_pair(s) for s in positions}
     stale = [c for c, e in ledger.items() if not {e["y"][0], e["x"][0]} & held]
     if stale:
@@ -693,8 +736,8 @@ def _exit_crash(name: str, arm: Callable[[LiveRun], None] | None,
 
 
 def crash_before_first_exit(workdir: Path | None = None) -> ScenarioResult:
-    """Killed as the y exit order leaves (it never lands): the restart finds the couple
-    whole and in ratio, and keeps it (the lost force exit can be given again)."""
+    """Killed as the y exit order leaves (it never lands): the couple's exit had begun
+    (its ledger says so, written before the order), so the restart closes both legs."""
     def arm(run: LiveRun) -> None:
         run.sim.faults.add("timeout_before", symbol=Y_SYMBOL)
         _kill_when(run, _is("fault", Y_SYMBOL))
@@ -906,6 +949,82 @@ def forceexit_one_leg(workdir: Path | None = None) -> ScenarioResult:
     return _scenario("forceexit_one_leg", workdir, act)
 
 
+# ------------------------------------------------------------------ partial exits
+# The sweep of partial exits: both legs open, the couple's exit starts, and one leg's
+# close fills only in part (the rest cancelled by the exchange, or left resting). Leaving
+# means flat: whatever the fill, both legs must end closed within the naked bound, and
+# Freqtrade's trades must match the exchange (the judge checks both).
+EXIT_FILLS = (0.1, 0.4, 0.9)
+EXIT_RESTS = ("cancel", "open")
+
+
+def _exit_started(run: LiveRun, trigger: str) -> None:
+    """Start the couple's exit: ``force`` a ``/forceexit`` of the WLD leg (ARB follows
+    through the supervisor); ``all`` a ``/forceexit all``, both legs in one call, as a
+    signal exit sends them in one loop."""
+    if trigger == "force":
+        _force_exit_async(run, Y_SYMBOL)
+        return
+    client = run.client()
+    threading.Thread(target=_quiet, args=(lambda: client.forceexit("all"),),
+                     daemon=True).start()
+
+
+def _quiet(call: Callable[[], Any]) -> None:
+    with contextlib.suppress(Exception):
+        call()
+
+
+def _partial_exit(symbol: str, ratio: float, rest: str, trigger: str = "force",
+                  crash: bool = False, workdir: Path | None = None) -> ScenarioResult:
+    """Both legs open; the next order of ``symbol`` (its close) fills ``ratio`` and the
+    rest is cancelled or rests; the exit starts by ``trigger``. With ``crash`` the bot is
+    killed -9 right after the partial fill (before it hears of it) and restarted on the
+    same database."""
+    name = _partial_exit_name(symbol, ratio, rest, trigger, crash)
+    notes: list[str] = []
+
+    def act(run: LiveRun) -> list[str]:
+        run.wait_both_open()
+        run.sim.faults.add("partial", symbol=symbol, ratio=ratio, rest=rest)
+        if crash:
+            _kill_when(run, lambda e: e["event"] == "fill" and e["reason"] == "partial"
+                       and e["symbol"] == symbol)
+        _exit_started(run, trigger)
+        if crash:
+            return _await_crash_and_restart(run, notes)
+        return notes
+
+    return _scenario(name, workdir, act)
+
+
+def _partial_exit_name(symbol: str, ratio: float, rest: str, trigger: str,
+                       crash: bool) -> str:
+    coin = symbol.removesuffix("USDT").lower()
+    return (("crash_" if crash else "") + f"partial_exit_{coin}_{round(ratio * 100)}_{rest}"
+            + ("" if trigger == "force" else f"_{trigger}"))
+
+
+def _partial_exit_scenarios() -> list[Callable[..., ScenarioResult]]:
+    out = []
+    cases = [(s, f, r, "force", False) for s in (Y_SYMBOL, X_SYMBOL) for f in EXIT_FILLS
+             for r in EXIT_RESTS]
+    cases += [(Y_SYMBOL, 0.4, "open", "all", False), (X_SYMBOL, 0.1, "cancel", "all", False),
+              (Y_SYMBOL, 0.4, "cancel", "force", True), (X_SYMBOL, 0.4, "cancel", "force", True)]
+    for symbol, fill, rest, trigger, crash in cases:
+        def scenario(workdir: Path | None = None, _c=(symbol, fill, rest, trigger, crash)
+                     ) -> ScenarioResult:
+            return _partial_exit(*_c, workdir=workdir)
+        coin = symbol.removesuffix("USDT").lower()
+        scenario.__name__ = _partial_exit_name(symbol, fill, rest, trigger, crash)
+        scenario.__doc__ = (f"{'/forceexit all' if trigger == 'all' else '/forceexit WLD'}; "
+                            f"the {coin.upper()} close fills {fill:.0%}, the rest "
+                            f"{'is cancelled' if rest == 'cancel' else 'rests'}"
+                            + ("; kill -9 right after the fill, restart" if crash else ""))
+        out.append(scenario)
+    return out
+
+
 SCENARIOS: dict[str, Callable[..., ScenarioResult]] = {
     f.__name__: f
     for f in (
@@ -920,6 +1039,8 @@ SCENARIOS: dict[str, Callable[..., ScenarioResult]] = {
         crash_second_order_open, crash_second_fill_on_exchange, crash_both_recorded,
         crash_before_first_exit, crash_first_exit_on_exchange, crash_after_first_exit_fill,
         crash_second_exit_on_exchange, crash_exit_both_recorded,
+        # the partial-exit sweep
+        *_partial_exit_scenarios(),
     )
 }
 

@@ -23,7 +23,7 @@ close a position no trade owns. :func:`position_surplus` finds positions no trad
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -332,6 +332,9 @@ class LegView:
     target with its entry filled in full was *reduced* afterwards (a liquidation, a trim on
     the exchange's website), not short-filled. ``order_open``: an order of this leg is
     still open (on the exchange or in Freqtrade): its outcome is not known yet.
+    ``order_stuck``: that open order is an exit at market which the exchange answered as
+    open and still holds a second later (a partial fill whose rest rests): it will not
+    fill by waiting, so a leaving couple cancels it and closes the rest.
     """
 
     position: float = 0.0
@@ -339,6 +342,7 @@ class LegView:
     trade_amount: float = 0.0
     entry_filled: float = 0.0
     order_open: bool = False
+    order_stuck: bool = False
 
 
 @dataclass(frozen=True)
@@ -350,7 +354,10 @@ class CoupleRepair:
     sell ``amount`` more of a leg short of its target), ``trim`` (reduce a leg by
     ``amount``; ``targets`` are the couple's new signed targets), ``close`` (close the
     leg's trade), ``close_position`` (close ``amount`` of a position no trade owns,
-    reduce-only), ``forget`` (the couple is flat: drop its ledger entry).
+    reduce-only), ``record`` (the trade records ``amount`` more than the exchange holds:
+    a reduction the trade never saw, such as a liquidation, or an exit whose answer a
+    crash lost; bring the trade's record down to the exchange), ``forget`` (the couple is
+    flat and no trade of it is open: drop its ledger entry).
     """
 
     action: str
@@ -365,6 +372,34 @@ def _held(amount: float, step: float) -> bool:
     return abs(amount) > max(step / 2, 1e-12)
 
 
+def _records(ledger: Any, views: dict[str, LegView]) -> list[CoupleRepair]:
+    """A ``record`` for each leg whose open trade (no order open) holds more than the
+    exchange: Freqtrade's record must match the exchange after every repair."""
+    out = []
+    for r in ("y", "x"):
+        v, leg = views[r], ledger.leg(r)
+        if v.trade_id is None or v.order_open:
+            continue
+        same_side = not _held(v.position, leg.step) or (v.position > 0) == (v.trade_amount > 0)
+        extra = abs(v.trade_amount) - abs(v.position)
+        if same_side and extra > max(leg.step / 2, 1e-12):
+            out.append(CoupleRepair(
+                "record", r, leg.pair, extra,
+                f"its trade records {abs(v.trade_amount):g} and the exchange holds "
+                f"{abs(v.position):g}"))
+    return out
+
+
+def _close(leg: Any, view: LegView, why: str) -> CoupleRepair:
+    """Close what a leg holds: its trade's exit, or reduce-only when no trade owns the
+    position or the trade is on the other side of it."""
+    if view.trade_id is None or (view.position > 0) != (view.trade_amount > 0):
+        owner = "no trade owns it" if view.trade_id is None else "its trade is on the other side"
+        return CoupleRepair("close_position", "", leg.pair, abs(view.position),
+                            f"{why} and {owner}")
+    return CoupleRepair("close", "", leg.pair, 0.0, why)
+
+
 def reconcile_couple(
     ledger: Any,
     views: dict[str, LegView],
@@ -377,12 +412,18 @@ def reconcile_couple(
     """What to do so that a couple holds both legs at their targets, or nothing.
 
     ``ledger`` is the couple's :class:`statarb.ledger.CoupleLedger` (targets), ``views``
-    the legs as they are (``"y"``, ``"x"``). The rules, in order:
+    the legs as they are (``"y"``, ``"x"``). A couple whose exit has begun (stage
+    ``exiting``, whatever started it) has targets of zero: every rule below then closes
+    what is held, whatever a partial fill, a cancelled order or a restart left. The rules,
+    in order:
 
+    0. a leg's trade that records more than the exchange holds (no order open): record
+       the difference on the trade (``record``), beside whatever else is decided;
     1. an order of either leg still open: wait for it (never a second order beside it);
-    2. neither leg held: the couple is flat; close any trade still open, drop the entry;
-    3. one leg held, the other not: close the held one (a trade's exit, or reduce-only
-       when no trade owns the position);
+       a leaving couple waits only for that leg, and not for a stuck exit order;
+    2. neither leg held: the couple is flat; once no trade of it is open, drop the entry;
+    3. targets of zero (leaving), or one leg held and the other not: close what is held
+       (a trade's exit, or reduce-only when no trade owns the position);
     4. a held leg no trade records (a fill whose answer was lost, a crash between the
        order and its record): adopt it as the leg's trade;
     5. both legs within ``tolerance`` of their targets: keep;
@@ -395,35 +436,49 @@ def reconcile_couple(
     """
     roles = ("y", "x")
     legs = {r: ledger.leg(r) for r in roles}
-    if any(views[r].order_open for r in roles):
-        role = next(r for r in roles if views[r].order_open)
+    leaving = ledger.stage == "exiting"
+    records = _records(ledger, views)
+    waiting = [r for r in roles if views[r].order_open
+               and not (leaving and views[r].order_stuck)]
+    if waiting and not leaving:
+        role = waiting[0]
         return [CoupleRepair("wait", role, legs[role].pair, 0.0, "an order is still open")]
-    held = {r: _held(views[r].position, legs[r].step) for r in roles}
+    waits = [CoupleRepair("wait", r, legs[r].pair, 0.0, "an order is still open")
+             for r in waiting]
+    held = {r: _held(views[r].position, legs[r].step) and r not in waiting for r in roles}
     if not any(held.values()):
-        repairs = [CoupleRepair("close", r, legs[r].pair, 0.0, "no position on the exchange")
-                   for r in roles if views[r].trade_id is not None]
-        return [*repairs, CoupleRepair("forget", "", ledger.couple_id, 0.0, "flat")]
-    if held["y"] != held["x"]:
-        lone = "y" if held["y"] else "x"
-        partner = legs["x" if lone == "y" else "y"].pair
-        view = views[lone]
-        why = f"its partner {partner} has no position"
-        if view.trade_id is None:
-            return [CoupleRepair("close_position", lone, legs[lone].pair,
-                                 abs(view.position), f"{why} and no trade owns it")]
-        return [CoupleRepair("close", lone, legs[lone].pair, 0.0, why)]
+        if waits or records:
+            return [*records, *waits]
+        return [CoupleRepair("forget", "", ledger.couple_id, 0.0, "flat")]
+    if leaving or held["y"] != held["x"]:
+        closes = []
+        for r in roles:
+            if not held[r]:
+                continue
+            partner = "x" if r == "y" else "y"
+            why = ("the couple is leaving" if _held(views[partner].position, legs[partner].step)
+                   else f"its partner {legs[partner].pair} has no position")
+            closes.append(replace(_close(legs[r], views[r], why), role=r))
+        return [*records, *waits, *closes]
     wrong_side = [r for r in roles if (views[r].position > 0) != (legs[r].amount > 0)]
     if wrong_side:
-        return [CoupleRepair("close", r, legs[r].pair, 0.0, "the position is on the wrong side")
-                if views[r].trade_id is not None else
-                CoupleRepair("close_position", r, legs[r].pair, abs(views[r].position),
-                             "the position is on the wrong side and no trade owns it")
-                for r in roles]
+        return [*records, *(replace(_close(legs[r], views[r], "the position is on the wrong "
+                                           "side"), role=r) for r in roles)]
     unrecorded = [r for r in roles if views[r].trade_id is None]
     if unrecorded:
         return [CoupleRepair("adopt", r, legs[r].pair, abs(views[r].position),
                              "the exchange holds the leg and no trade records it")
                 for r in unrecorded]
+    return [*records, *_resize(ledger, views, top_up_failures=top_up_failures,
+                               max_top_ups=max_top_ups, min_fraction=min_fraction,
+                               tolerance=tolerance)]
+
+
+def _resize(ledger: Any, views: dict[str, LegView], *, top_up_failures: int,
+            max_top_ups: int, min_fraction: float, tolerance: float) -> list[CoupleRepair]:
+    """Rules 5-7 of :func:`reconcile_couple`: both legs held, recorded, on their sides."""
+    roles = ("y", "x")
+    legs = {r: ledger.leg(r) for r in roles}
     fraction = {r: abs(views[r].position) / abs(legs[r].amount) for r in roles}
     if all(abs(f - 1) <= tolerance for f in fraction.values()):
         return [CoupleRepair("keep", "", ledger.couple_id, 0.0, "in ratio")]

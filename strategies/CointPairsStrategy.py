@@ -316,6 +316,21 @@ class CointPairsStrategy(IStrategy):
             self.dp.send_msg(text, always_send=True)
 
     # ------------------------------------------------------------------ exits
+    def confirm_trade_exit(self, pair: str, trade: Trade, order_type: str, amount: float,
+                           rate: float, time_in_force: str, exit_reason: str,
+                           current_time: datetime, **kwargs) -> bool:
+        """Every full exit of a leg (signal, stop, force exit from REST, Telegram or
+        FreqUI) starts the couple's exit; never refused."""
+        if self._live is not None:
+            self._live.exit_started(trade)
+        return True
+
+    def check_exit_timeout(self, pair: str, trade: Trade, order: Order,
+                           current_time: datetime, **kwargs) -> bool:
+        """A leaving couple's exit at market that the exchange left resting is cancelled;
+        the leg supervisor closes the rest."""
+        return self._live is not None and self._live.cancel_exit(trade, order)
+
     def custom_exit(self, pair: str, trade: Trade, current_time: datetime, current_rate: float,
                     current_profit: float, **kwargs) -> str | None:
         if self._live is not None and (forced := self._live.forced_exit(trade)):

@@ -20,12 +20,16 @@ LEDGER = CoupleLedger("WLD~ARB@2025-11-07T01:00", LegTarget(WLD, 1200.0, 1.0),
                       LegTarget(ARB, -3100.0, 0.1), stage="open", since=1.0)
 
 
+LEAVING = LEDGER.with_stage("exiting")
+
+
 def view(position: float, trade: bool = True, filled: float | None = None,
-         trade_amount: float | None = None, order_open: bool = False) -> LegView:
+         trade_amount: float | None = None, order_open: bool = False,
+         stuck: bool = False) -> LegView:
     return LegView(position=position, trade_id=1 if trade else None,
                    trade_amount=position if trade_amount is None else trade_amount,
                    entry_filled=abs(position) if filled is None else filled,
-                   order_open=order_open)
+                   order_open=order_open or stuck, order_stuck=stuck)
 
 
 def actions(repairs) -> list[tuple[str, str]]:
@@ -42,10 +46,15 @@ def test_an_open_order_is_waited_for_never_doubled() -> None:
     assert actions(repairs) == [("wait", "x")]
 
 
-def test_flat_couple_closes_stale_trades_and_forgets_the_entry() -> None:
+def test_flat_couple_records_stale_trades_then_forgets_the_entry() -> None:
+    """A trade still open on a flat position (its exit filled while the bot was down) is
+    brought down to the exchange's record; the entry goes once no trade is open."""
     repairs = reconcile_couple(LEDGER, {"y": view(0.0, trade_amount=1200.0),
                                         "x": view(0.0, trade=False)})
-    assert actions(repairs) == [("close", "y"), ("forget", "")]
+    assert [(r.action, r.role, r.amount) for r in repairs] == [("record", "y", 1200.0)]
+    repairs = reconcile_couple(LEDGER, {"y": view(0.0, trade=False),
+                                        "x": view(0.0, trade=False)})
+    assert actions(repairs) == [("forget", "")]
 
 
 def test_a_leg_without_partner_is_closed() -> None:
@@ -92,9 +101,11 @@ def test_a_leg_reduced_after_its_fill_is_not_topped_up_the_partner_is_trimmed() 
                                           "x": view(-2170.0, filled=3100.0)})
     assert (repair.action, repair.role) == ("trim", "y")
     assert repair.targets == (840.0, -2170.0)  # 70% of 1200
-    # Freqtrade has not seen the reduction yet (its trade still says 3100): the same.
-    (repair,) = reconcile_couple(LEDGER, {"y": view(1200.0),
-                                          "x": view(-2170.0, trade_amount=-3100.0)})
+    # Freqtrade has not seen the reduction yet (its trade still says 3100): the same
+    # trim, and the trade's record is brought down to what the exchange holds.
+    record, repair = reconcile_couple(LEDGER, {"y": view(1200.0),
+                                               "x": view(-2170.0, trade_amount=-3100.0)})
+    assert (record.action, record.role, record.amount) == ("record", "x", 930.0)
     assert repair.action == "trim" and repair.targets == (840.0, -2170.0)
     # The y leg trimmed by hand on the exchange's website: ARB follows.
     (repair,) = reconcile_couple(LEDGER, {"y": view(900.0, filled=1200.0),
@@ -119,25 +130,72 @@ def test_a_leg_on_the_wrong_side_is_closed() -> None:
     assert actions(repairs) == [("close", "y"), ("close", "x")]
 
 
+# ---------------------------------------------------------------------- leaving
+def test_a_leaving_couple_closes_what_a_partial_exit_left_and_its_partner() -> None:
+    """Its exit began (a force exit of WLD filled 40 %, the rest cancelled): targets are
+    zero, so both legs close; the open stage would have trimmed ARB to 60 % instead."""
+    legs = {"y": view(726.0, filled=1200.0), "x": view(-3100.0)}
+    assert actions(reconcile_couple(LEAVING, legs)) == [("close", "y"), ("close", "x")]
+    assert actions(reconcile_couple(LEDGER, legs)) == [("trim", "x")]
+    # Freqtrade's trade still says 1200: its record comes down too, in the same pass.
+    legs["y"] = view(726.0, filled=1200.0, trade_amount=1200.0)
+    repairs = reconcile_couple(LEAVING, legs)
+    assert [(r.action, r.role, r.amount) for r in repairs] == [
+        ("record", "y", 474.0), ("close", "y", 0.0), ("close", "x", 0.0)]
+
+
+def test_a_leaving_couple_waits_only_for_the_leg_whose_order_is_open() -> None:
+    repairs = reconcile_couple(LEAVING, {"y": view(726.0, order_open=True),
+                                         "x": view(-3100.0)})
+    assert actions(repairs) == [("wait", "y"), ("close", "x")]
+    # An exit at market the exchange left resting is stuck: closed, not waited for.
+    repairs = reconcile_couple(LEAVING, {"y": view(726.0, stuck=True), "x": view(0.0)})
+    assert actions(repairs) == [("close", "y")]
+    # Open stage: an open order still holds the whole couple.
+    assert actions(reconcile_couple(LEDGER, {"y": view(726.0, order_open=True),
+                                             "x": view(-3100.0)})) == [("wait", "y")]
+
+
+def test_a_leaving_couple_closes_positions_no_trade_owns_and_then_forgets() -> None:
+    (repair,) = reconcile_couple(LEAVING, {"y": view(0.0, trade=False),
+                                           "x": view(-1500.0, trade=False)})
+    assert (repair.action, repair.role, repair.amount) == ("close_position", "x", 1500.0)
+    # Both legs whole and in ratio (the exit order never landed): still closed.
+    assert actions(reconcile_couple(LEAVING, {"y": view(1200.0), "x": view(-3100.0)})) == [
+        ("close", "y"), ("close", "x")]
+    assert actions(reconcile_couple(LEAVING, {"y": view(0.0, order_open=True),
+                                              "x": view(0.0)})) == [("wait", "y")]
+    assert actions(reconcile_couple(LEAVING, {"y": view(0.0, trade=False),
+                                              "x": view(0.0, trade=False)})) == [
+        ("forget", "")]
+
+
 def test_repairs_always_end_in_ratio_or_flat() -> None:
     """Random legs (fills, reductions, top-ups refused): apply the repairs as the exchange
     would (top-ups fill, trims and closes fill, adoptions record) until nothing is left to
     do; the couple is then flat or both legs hold one fraction of the original targets."""
     rng = random.Random(7)
-    for _ in range(2000):
+    for trial in range(3000):
+        leaving = trial % 3 == 0  # the couple's exit has begun: targets of zero
         steps = {"y": rng.choice([1.0, 0.1, 0.001]), "x": rng.choice([1.0, 0.1, 0.01])}
         ledger = CoupleLedger("c", LegTarget(WLD, rng.uniform(50, 5000) // steps["y"]
                                              * steps["y"] or steps["y"], steps["y"]),
                               LegTarget(ARB, -(rng.uniform(50, 5000) // steps["x"]
-                                               * steps["x"] or steps["x"]), steps["x"]))
+                                               * steps["x"] or steps["x"]), steps["x"]),
+                              stage="exiting" if leaving else "open")
         state = {}
         for role in ("y", "x"):
             target = ledger.leg(role).amount
             fill = rng.choice([1.0, 1.0, rng.uniform(0.1, 1.0), 0.0])
             reduced = rng.choice([1.0, 1.0, rng.uniform(0.2, 1.0)])
             held = round(target * fill * reduced / steps[role]) * steps[role]
+            # A reduction the trade has not seen: it still records the entry's fill.
+            entry = round(target * fill / steps[role]) * steps[role]
+            lagging = rng.random() < 0.2 and abs(entry) > abs(held)
             state[role] = view(held, trade=rng.random() > 0.1,
-                               filled=abs(target * fill))
+                               filled=abs(target * fill),
+                               trade_amount=entry if lagging else None,
+                               stuck=leaving and rng.random() < 0.2)
         refuse_top_ups = rng.random() < 0.3
         failures = 0
         for _ in range(10):
@@ -150,6 +208,9 @@ def test_repairs_always_end_in_ratio_or_flat() -> None:
                 sign = math.copysign(1, ledger.leg(r.role).amount) if r.role else 0
                 if r.action == "adopt":
                     state[r.role] = view(v.position, filled=abs(v.position))
+                elif r.action == "record":
+                    state[r.role] = view(v.position, filled=v.entry_filled,
+                                         stuck=v.order_stuck)
                 elif r.action == "top_up":
                     if refuse_top_ups:
                         failures += 1
@@ -163,7 +224,13 @@ def test_repairs_always_end_in_ratio_or_flat() -> None:
                     state[r.role] = view(0.0, trade=False)
         else:
             pytest.fail(f"no settled state: {ledger} {state} {repairs}")
+        # Freqtrade's records match the exchange: no trade holds more than the position.
+        for v in state.values():
+            assert v.trade_id is None or abs(v.trade_amount - v.position) < 1e-9, (ledger, state)
         y, x = state["y"].position, state["x"].position
+        if leaving:
+            assert y == 0 and x == 0, (ledger, state)
+            continue
         if y == 0 or x == 0:
             assert y == 0 and x == 0, (ledger, state)
             continue

@@ -463,3 +463,130 @@ def test_an_untracked_position_that_will_not_close_calls_a_person_then_resumes(
     strategy._live.check()
     assert strategy._live.state.halted is None and strategy._live.state.untracked == set()
     assert strategy.dp.sent[-1] == "statarb entries resumed: WLD/USDT:USDT is closed"
+
+
+# ------------------------------------------------------------------ leaving means flat
+def _confirm_exit(strat: Any, trade: Trade) -> bool:
+    return strat.confirm_trade_exit(
+        pair=trade.pair, trade=trade, order_type="market", amount=trade.amount, rate=0.5,
+        time_in_force="GTC", exit_reason="force_exit", current_time=NOW)
+
+
+def _exit_order(trade: Trade, amount: float, filled: float, status: str = "closed",
+                age_s: float = 5.0, order_type: str = "market") -> Order:
+    side = "buy" if trade.is_short else "sell"
+    order = Order(
+        ft_order_side=side, ft_pair=trade.pair, ft_is_open=status == "open",
+        ft_amount=amount, ft_price=0.5, order_id=f"exit-{trade.pair}", status=status,
+        symbol=trade.pair, order_type=order_type, side=side, price=0.5, average=0.5,
+        amount=amount, filled=filled, remaining=amount - filled,
+        order_date=datetime.now(UTC) - timedelta(seconds=age_s))
+    trade.orders.append(order)
+    Trade.commit()
+    return order
+
+
+def test_a_partly_filled_force_exit_leaves_flat_not_smaller(strategy: Any) -> None:
+    """/forceexit of WLD filled 40 %, the rest cancelled: the couple's exit had begun, so
+    both legs close (the open stage would trim ARB to 60 % and stay open)."""
+    _ledger()
+    ticket = _ticket(["y", "x"])
+    y = _open_trade(WLD, "WLD~ARB", 1210.0, short=False, ticket=ticket, role="y")
+    x = _open_trade(ARB, "WLD~ARB", 3842.7, short=True, ticket=ticket, role="x")
+    strategy._live.check()
+    assert _confirm_exit(strategy, y) is True  # never refused
+    (ledger,) = ledger_store.load_all().values()
+    assert ledger.stage == "exiting"  # written before the order goes
+    _exit_order(y, 1210.0, 484.0, status="canceled")
+    y.amount = 726.0  # what Freqtrade records once it has processed the cancel
+    Trade.commit()
+    _positions(strategy.dp._exchange, WLD=726.0, ARB=-3842.7)
+    strategy._live.check()
+    assert _exit(strategy, y) == "reconcile_close"
+    assert _exit(strategy, x) == "reconcile_close"
+    assert _adjust(strategy, x) is None  # no trim: leaving means flat
+    assert any("the couple is leaving; closing it at market" in m for m in strategy.dp.sent)
+
+
+def test_a_leaving_couples_stuck_market_exit_is_cancelled(strategy: Any) -> None:
+    _ledger()
+    ticket = _ticket(["y", "x"])
+    y = _open_trade(WLD, "WLD~ARB", 1210.0, short=False, ticket=ticket, role="y")
+    _open_trade(ARB, "WLD~ARB", 3842.7, short=True, ticket=ticket, role="x")
+    stuck = _exit_order(y, 1210.0, 484.0, status="open")
+    _positions(strategy.dp._exchange, WLD=726.0, ARB=-3842.7)
+    strategy._live.check()
+
+    def timed_out(order: Order) -> bool:
+        return strategy.check_exit_timeout(pair=WLD, trade=y, order=order, current_time=NOW)
+
+    assert not timed_out(stuck)  # an open stage waits for Freqtrade's own timeout
+    _confirm_exit(strategy, y)
+    strategy._live.check()
+    assert timed_out(stuck)
+    # Filled in part, it is stuck at once; unfilled, only a second after its answer.
+    stuck.order_date = datetime.now(UTC)
+    assert timed_out(stuck)
+    stuck.filled = 0.0
+    assert not timed_out(stuck)
+    stuck.order_date = datetime.now(UTC) - timedelta(seconds=5)
+    assert timed_out(stuck)
+    # A limit exit is Freqtrade's unfilledtimeout's business.
+    stuck.order_type = "limit"
+    assert not timed_out(stuck)
+
+
+def test_a_liquidation_is_recorded_on_the_trade_on_the_second_sighting(
+        strategy: Any) -> None:
+    """ARB partly liquidated: its trade comes down to the position with the exchange's own
+    autoclose order (realised P&L included), and WLD is trimmed to the ratio."""
+    _ledger()
+    ticket = _ticket(["y", "x"])
+    _open_trade(WLD, "WLD~ARB", 1210.0, short=False, ticket=ticket, role="y")
+    x = _open_trade(ARB, "WLD~ARB", 3842.7, short=True, ticket=ticket, role="x")
+    exchange = strategy.dp._exchange
+    exchange.orders = [{"id": "autoclose-7", "symbol": ARB, "side": "buy", "type": "market",
+                        "status": "closed", "amount": 1152.8, "filled": 1152.8,
+                        "remaining": 0.0, "price": 0.6, "average": 0.6,
+                        "timestamp": int(NOW.timestamp() * 1000) + 1000}]
+    _positions(exchange, WLD=1210.0, ARB=-2689.9)
+    strategy._live.check()
+    assert x.amount == pytest.approx(3842.7)  # seen once: maybe an exit being committed
+    strategy._live.adjustment(x, 0.5)  # Freqtrade takes the decided trim of WLD meanwhile
+    strategy._live.state.adjust.clear()
+    strategy._live.check()
+    assert x.amount == pytest.approx(2689.9)
+    assert [o.order_id for o in x.orders] == ["entry-ARB/USDT:USDT", "autoclose-7"]
+    assert x.is_open and x.realized_profit < 0  # a short bought back above its entry
+
+
+def test_a_reduction_no_order_explains_is_booked_at_the_last_price(strategy: Any) -> None:
+    _ledger()
+    ticket = _ticket(["y", "x"])
+    y = _open_trade(WLD, "WLD~ARB", 1210.0, short=False, ticket=ticket, role="y")
+    _open_trade(ARB, "WLD~ARB", 3842.7, short=True, ticket=ticket, role="x")
+    _positions(strategy.dp._exchange, WLD=968.0, ARB=-3842.7)
+    for _ in range(2):
+        strategy._live.check()
+    assert y.amount == pytest.approx(968.0)
+    assert y.orders[-1].ft_order_tag == "statarb_record"
+
+
+def test_a_trade_left_open_on_a_flat_position_is_closed_in_the_records(
+        strategy: Any) -> None:
+    """Both exits filled while the bot was down; one answer was lost: the restart finds
+    the order on the exchange and closes the trade with it, then forgets the couple."""
+    _ledger().with_stage("exiting")
+    ledger_store.save(ledger_store.load_all()[_ticket([]).couple_id].with_stage("exiting"))
+    ticket = _ticket(["y", "x"])
+    y = _open_trade(WLD, "WLD~ARB", 1210.0, short=False, ticket=ticket, role="y")
+    strategy.dp._exchange.orders = [{
+        "id": "lost-exit", "symbol": WLD, "side": "sell", "type": "market",
+        "status": "closed", "amount": 1210.0, "filled": 1210.0, "remaining": 0.0,
+        "price": 0.52, "average": 0.52, "timestamp": int(NOW.timestamp() * 1000) + 1000}]
+    for _ in range(2):
+        strategy._live.check()
+    assert not y.is_open and y.close_rate == pytest.approx(0.52)
+    assert y.exit_reason == "exit_on_exchange"
+    strategy._live.check()
+    assert ledger_store.load_all() == {}

@@ -40,6 +40,7 @@ from statarb import messages
 from statarb.ft import FREQTRADE_VERSION, ledger_store
 from statarb.ft.adopt import adopt_entry
 from statarb.ft.exchange import cancel_order, close_position, entry_orders, open_positions
+from statarb.ft.records import record_reduction
 from statarb.ledger import CoupleLedger, LegTarget
 from statarb.legs import (
     CUSTOM_KEYS,
@@ -59,6 +60,9 @@ __all__ = ["FREQTRADE_VERSION", "LegSupervisor"]
 logger = logging.getLogger(__name__)
 
 TOP_UP_TAG = "statarb_top_up"
+STUCK_AFTER_S = 1.0
+"""An exit at market the exchange answered as open, unfilled, and still holds this long
+after has stalled: a leaving couple cancels it (one that filled in part at once)."""
 TRIM_TAG = "statarb_trim"
 
 
@@ -79,6 +83,10 @@ class LiveLegState:
     to_close: dict[int, tuple[str, str]] = field(default_factory=dict)  # trade id -> tag, why
     adjust: dict[int, tuple[float, str]] = field(default_factory=dict)  # id -> amount, tag
     surplus_seen: dict[str, float] = field(default_factory=dict)
+    # trade id -> (position, trade amount) of a record difference seen last loop: a record
+    # is made on the second sighting, so an exit Freqtrade is committing right now (a REST
+    # force exit in its own thread) is never booked twice.
+    record_seen: dict[int, tuple[float, float]] = field(default_factory=dict)
     untracked: set[str] = field(default_factory=set)
     foreign: set[str] = field(default_factory=set)
     reported: set[str] = field(default_factory=set)  # repairs already notified
@@ -96,12 +104,30 @@ def _signed(trade: Any) -> float:
     return -float(trade.amount) if trade.is_short else float(trade.amount)
 
 
+def _is_stuck(trade: Any, order: Any) -> bool:
+    """An open exit order at market that filled in part (its rest rests: a market order
+    fills at once or not at all), or that is older than :data:`STUCK_AFTER_S`."""
+    if order.ft_order_side != trade.exit_side or (order.order_type or "").lower() != "market":
+        return False
+    if float(order.safe_filled or 0.0) > 0:
+        return True
+    opened = order.order_date_utc
+    return opened is not None and datetime.now(UTC) - opened >= timedelta(seconds=STUCK_AFTER_S)
+
+
+def _stuck_exit(trade: Any) -> bool:
+    """The trade's open orders are all stuck exits (:func:`_is_stuck`)."""
+    orders = list(trade.open_orders)
+    return bool(orders) and all(_is_stuck(trade, o) for o in orders)
+
+
 class LegSupervisor:
     """The live half of CointPairsStrategy (see the module docstring)."""
 
     def __init__(self, strategy: Any) -> None:
         self.s = strategy
         self.state = LiveLegState()
+        self._records_seen: dict[int, tuple[float, float]] = {}
         self.ledgers: dict[str, CoupleLedger] = {}
         self._starting = False
 
@@ -190,6 +216,7 @@ class LegSupervisor:
             return
         self.ledgers = ledger_store.load_all()  # the database is the truth, not memory
         self._ledgers_from_trades(trades)
+        self._records_seen, self.state.record_seen = self.state.record_seen, {}
         expected: set[str] = set()
         for ledger in list(self.ledgers.values()):
             expected |= {ledger.y.pair, ledger.x.pair}
@@ -247,7 +274,7 @@ class LegSupervisor:
         return LegView(
             position=positions.get(leg.pair, 0.0), trade_id=trade.id,
             trade_amount=_signed(trade), entry_filled=filled,
-            order_open=bool(trade.has_open_orders),
+            order_open=bool(trade.has_open_orders), order_stuck=_stuck_exit(trade),
         ), trade, ghosts
 
     def _reconcile(self, ledger: CoupleLedger, positions: dict[str, float],
@@ -308,6 +335,13 @@ class LegSupervisor:
         view, trade, ghosts = leg
         if action == "wait":
             return self._wait(ledger, repair, trade, ghosts)
+        if action == "record":
+            self._record(ledger, repair, view, trade)
+            return False
+        if action in ("close", "close_position"):
+            # The couple is leaving: from here its targets are zero, whatever happens to
+            # this close (a partial fill, a cancel, a refusal, a crash and restart).
+            self.stage(ledger.couple_id, "exiting")
         if action == "adopt":
             self._adopt(ledger, repair, ghosts, seen)
         elif action == "close_position":
@@ -338,6 +372,20 @@ class LegSupervisor:
                 if action == "trim" and repair.targets is not None:
                     self._save(ledger.with_targets(*repair.targets))
         return False
+
+    def _record(self, ledger: CoupleLedger, repair: CoupleRepair, view: LegView,
+                trade: Any) -> None:
+        """Bring the leg's trade down to the exchange's position, on the second sighting
+        of the same difference (see :attr:`LiveLegState.record_seen`)."""
+        seen = (view.position, view.trade_amount)
+        self.state.record_seen[trade.id] = seen
+        if self._records_seen.get(trade.id) != seen:
+            return
+        recorded = record_reduction(self.s.dp, trade, abs(view.position))
+        self.state.record_seen.pop(trade.id, None)
+        logger.warning("statarb: %s trade %s recorded %g on the exchange as %s (%s)",
+                       ledger.couple_id, trade.id, repair.amount, ", ".join(recorded),
+                       repair.reason)
 
     def _report(self, ledger: CoupleLedger, repair: CoupleRepair) -> None:
         """One message per incident (not per retry)."""
@@ -534,6 +582,21 @@ class LegSupervisor:
         else:  # Freqtrade exits stake * amount / stake_amount of the trade
             stake = amount * float(trade.stake_amount) / float(trade.amount) * (1 + 1e-9)
         return stake, tag
+
+    def exit_started(self, trade: Any) -> None:
+        """``confirm_trade_exit`` (every full exit: a signal, a stop, a force exit from
+        REST, Telegram or FreqUI): the couple is leaving, written before the order goes."""
+        couple_id = trade.get_custom_data("couple_id")
+        if couple_id:
+            self.ledgers = ledger_store.load_all()
+            self.stage(str(couple_id), "exiting")
+
+    def cancel_exit(self, trade: Any, order: Any) -> bool:
+        """``check_exit_timeout``: cancel a stuck exit at market of a leaving couple's leg
+        (the reconciler then closes the rest in the same loop)."""
+        couple_id = trade.get_custom_data("couple_id")
+        ledger = self.ledgers.get(str(couple_id)) if couple_id else None
+        return ledger is not None and ledger.stage == "exiting" and _is_stuck(trade, order)
 
     def entry_refusal(self, pairs: set[str]) -> tuple[tuple[str, ...], str | None]:
         """(untracked pairs among ``pairs``, why entries are halted) for a first leg."""
