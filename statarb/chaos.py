@@ -304,35 +304,31 @@ class LiveRun:
         held_pairs = {_pair(s) for s in positions}
         return any(not {e["y"][0], e["x"][0]} & held_pairs for e in self.ledger().values())
 
+    def _rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """Rows of the bot's trade database, read with sqlite (none before it exists)."""
+        if not self.db.exists():
+            return []
+        with contextlib.closing(sqlite3.connect(self.db)) as db:
+            try:
+                return db.execute(sql).fetchall()
+            except sqlite3.Error:
+                return []
+
     def ledger(self) -> dict[str, dict[str, Any]]:
         """The bot's couple ledger as its trade database holds it: couple id -> entry
         (``y``/``x``: [pair, signed target, step]); read with sqlite, not the bot."""
-        if not self.db.exists():
-            return {}
-        with contextlib.closing(sqlite3.connect(self.db)) as db:
-            try:
-                rows = db.execute("SELECT string_value FROM KeyValueStore "
-                                  "WHERE key LIKE 'statarb:%'").fetchall()
-            except sqlite3.Error:
-                return {}
         out = {}
-        for (text,) in rows:
+        for (text,) in self._rows("SELECT string_value FROM KeyValueStore "
+                                  "WHERE key LIKE 'statarb:%'"):
             doc = json.loads(text)
             out[doc["c"]] = doc
         return out
 
     def open_trades(self) -> dict[str, float]:
         """Signed amount per pair of the open trades in the bot's database (sqlite)."""
-        if not self.db.exists():
-            return {}
-        with contextlib.closing(sqlite3.connect(self.db)) as db:
-            try:
-                rows = db.execute("SELECT pair, amount, is_short FROM trades "
-                                  "WHERE is_open = 1").fetchall()
-            except sqlite3.Error:
-                return {}
         out: dict[str, float] = {}
-        for pair, amount, is_short in rows:
+        for pair, amount, is_short in self._rows(
+                "SELECT pair, amount, is_short FROM trades WHERE is_open = 1"):
             out[pair] = out.get(pair, 0.0) + (-float(amount) if is_short else float(amount))
         return out
 
