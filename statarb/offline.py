@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from statarb.sim.clock import ReplayClock
 from statarb.sim.market_data import REPO_ROOT
@@ -46,12 +47,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _ignores_sigint(pid: int) -> bool:
+    """Whether the process ignores SIGINT (Linux: the SigIgn mask in /proc)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    for line in status.splitlines():
+        if line.startswith("SigIgn:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+    return False
+
+
 def stop_process(proc: subprocess.Popen | None, grace_s: float = 30.0) -> None:
     """Stop a bot the way Ctrl-C does (SIGINT: Freqtrade shuts down cleanly), and kill it
-    if it has not exited after ``grace_s`` seconds. Nothing is left running."""
+    if it has not exited after ``grace_s`` seconds. Nothing is left running.
+
+    A process started from a background job of a non-interactive shell inherits SIGINT as
+    ignored (POSIX) and would only be killed after the grace; such a process is sent
+    SIGTERM instead, which ``freqtrade trade`` handles exactly as Ctrl-C.
+    """
     if proc is None or proc.poll() is not None:
         return
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGTERM if _ignores_sigint(proc.pid) else signal.SIGINT)
     try:
         proc.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:

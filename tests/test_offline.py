@@ -1,0 +1,35 @@
+"""Stopping a process the tests started: cleanly, also when it inherited SIGINT ignored."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from statarb.offline import stop_process
+
+CHILD = ("import signal, sys, time\n"
+         "signal.signal(signal.SIGTERM, lambda *a: sys.exit(3))\n"
+         "try:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    sys.exit(2)\n")
+
+
+@pytest.mark.parametrize("ignored", [False, True])
+def test_stop_process_stops_cleanly_even_when_sigint_is_ignored(ignored: bool) -> None:
+    """A background job of a non-interactive shell starts its children with SIGINT
+    ignored: they get SIGTERM (Freqtrade's trade command handles it as Ctrl-C) at once,
+    not a kill after the grace period."""
+    # Whatever this run inherited: ignored, or a handler (reset to default in the child).
+    previous = signal.signal(signal.SIGINT,
+                             signal.SIG_IGN if ignored else signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", CHILD])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    time.sleep(0.5)  # the child's handlers are set
+    started = time.monotonic()
+    stop_process(proc, grace_s=20)
+    assert time.monotonic() - started < 5
+    assert proc.returncode == (3 if ignored else 2)  # its own handler ran: a clean exit
