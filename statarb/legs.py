@@ -23,7 +23,7 @@ close a position no trade owns. :func:`position_surplus` finds positions no trad
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -390,14 +390,14 @@ def _records(ledger: Any, views: dict[str, LegView]) -> list[CoupleRepair]:
     return out
 
 
-def _close(leg: Any, view: LegView, why: str) -> CoupleRepair:
+def _close(role: str, leg: Any, view: LegView, why: str) -> CoupleRepair:
     """Close what a leg holds: its trade's exit, or reduce-only when no trade owns the
     position or the trade is on the other side of it."""
     if view.trade_id is None or (view.position > 0) != (view.trade_amount > 0):
         owner = "no trade owns it" if view.trade_id is None else "its trade is on the other side"
-        return CoupleRepair("close_position", "", leg.pair, abs(view.position),
+        return CoupleRepair("close_position", role, leg.pair, abs(view.position),
                             f"{why} and {owner}")
-    return CoupleRepair("close", "", leg.pair, 0.0, why)
+    return CoupleRepair("close", role, leg.pair, 0.0, why)
 
 
 def reconcile_couple(
@@ -458,12 +458,12 @@ def reconcile_couple(
             partner = "x" if r == "y" else "y"
             why = ("the couple is leaving" if _held(views[partner].position, legs[partner].step)
                    else f"its partner {legs[partner].pair} has no position")
-            closes.append(replace(_close(legs[r], views[r], why), role=r))
+            closes.append(_close(r, legs[r], views[r], why))
         return [*records, *waits, *closes]
     wrong_side = [r for r in roles if (views[r].position > 0) != (legs[r].amount > 0)]
     if wrong_side:
-        return [*records, *(replace(_close(legs[r], views[r], "the position is on the wrong "
-                                           "side"), role=r) for r in roles)]
+        return [*records, *(_close(r, legs[r], views[r], "the position is on the wrong side")
+                            for r in roles)]
     unrecorded = [r for r in roles if views[r].trade_id is None]
     if unrecorded:
         return [CoupleRepair("adopt", r, legs[r].pair, abs(views[r].position),
