@@ -6,6 +6,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The packaging tools, pinned: the wheel and the install test build with them, offline.
+BUILD_PINS := pip==26.3 setuptools==84.2.1 wheel==0.48.0
+# Wheels of every dependency, for tests/test_install.py, which installs the built wheel
+# into a fresh venv without the network (filled once by `make test`, from pip's cache).
+WHEELHOUSE := $(VENV)/wheelhouse
 SHARED ?= ../shared
 DATADIR ?= $(SHARED)/data/binance
 MARKETS ?= $(SHARED)/markets/binance_usdm_exchangeInfo.json
@@ -45,17 +50,18 @@ SIM_PORT ?= 8765
 SIM_ARGS ?= --start $(REPLAY_START) --shift-to-now
 # REST API credentials for the API overlay: taken from the environment when exported,
 # otherwise from a random, git-ignored file made once (no config file ships any; see
-# statarb/credentials.py).
+# statarb/tools/credentials.py).
 API_ENV ?= user_data/.api_credentials.env
 WITH_API_ENV = if [ -z "$${FREQTRADE__API_SERVER__PASSWORD:-}" ]; then \
-	$(BIN)/python -m statarb.credentials $(API_ENV) && set -a && . ./$(API_ENV) && set +a; fi;
+	$(BIN)/python -m statarb.tools.credentials $(API_ENV) && set -a && . ./$(API_ENV) && set +a; fi;
 
-.PHONY: help install browser lock test lint scan research bench-research backtest hyperopt plot analysis bias report dry-run test-pairlist chaos sim bench bench-walkforward bench-backtest clean
+.PHONY: help install browser lock test test-fast lint scan research bench-research backtest hyperopt plot analysis bias report dry-run test-pairlist chaos sim bench bench-walkforward bench-backtest clean
 
 help:
 	@echo "make install   create .venv with pinned freqtrade, statsmodels, TA-Lib ... (idempotent)"
 	@echo "make backtest  offline freqtrade backtest on the shared data (STRATEGY=$(STRATEGY) TIMERANGE=$(TIMERANGE))"
-	@echo "make test      the whole test suite (unit, freqtrade integration, simulator)"
+	@echo "make test      the whole test suite (unit, freqtrade integration, simulator, chaos)"
+	@echo "make test-fast the unit tier only: no subprocess, no browser, no full-data run"
 	@echo "make hyperopt  short offline hyperopt of the z thresholds, time stop and regime multipliers on IS_TIMERANGE=$(IS_TIMERANGE)"
 	@echo "make plot      freqtrade plot-dataframe of PAIR=$(PAIR) over PLOT_TIMERANGE=$(PLOT_TIMERANGE) -> user_data/plot/"
 	@echo "make analysis  freqtrade backtesting-analysis of the latest backtest, grouped by couple"
@@ -75,39 +81,62 @@ help:
 
 install: $(STAMP)
 
+$(WHEELHOUSE)/.complete: $(STAMP)
+	@echo "make: wheels of the pinned dependencies -> $(WHEELHOUSE) (for the install test)"
+	@$(BIN)/python -m pip wheel --quiet --disable-pip-version-check -c requirements.lock \
+		--no-build-isolation -w $(WHEELHOUSE) . $(BUILD_PINS) 2>&1 | grep -v "is ignored" || true
+	@rm -f $(WHEELHOUSE)/statarb-*.whl
+	@ls $(WHEELHOUSE)/freqtrade-*.whl > /dev/null && touch $@
+
 # Re-run only when the pins change; a second `make install` is a no-op.
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==26.3
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(BUILD_PINS)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e ".[dev]"
 	$(BIN)/python -m statarb.ft.plugins install
 	@touch $(STAMP)
 
 # Debian's Chromium for the FreqUI browser test (tests/test_frequi_browser.py drives it
-# with Playwright, whose own browser download cannot work offline): installed when it is
-# missing and we are root; otherwise a message, and that test fails with the same one.
+# with Playwright, whose own browser download cannot work offline): installed only when it
+# is missing and we are root, without recommended packages (apt then upgrades an installed
+# package only where Chromium's dependencies require a newer version; what it adds and
+# upgrades is printed first, from a dry run). Otherwise a message, and that test fails
+# with the same one.
 CHROMIUM := /usr/bin/chromium
 APT_LOG := $${TMPDIR:-/tmp}/statarb-apt-chromium.log
+APT_GET := apt-get -y -qq --no-install-recommends
 browser:
 	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then \
 		echo "make browser: $(CHROMIUM) is missing; install Debian's package chromium" \
-			"(sudo apt-get install chromium): tests/test_frequi_browser.py fails without it" >&2; \
+			"(sudo apt-get install --no-install-recommends chromium):" \
+			"tests/test_frequi_browser.py fails without it" >&2; \
 		exit 0; fi; \
-	echo "make browser: installing Debian's chromium (apt-get, log in $(APT_LOG))"; \
 	export DEBIAN_FRONTEND=noninteractive; \
-	{ apt-get install -y -qq chromium || { apt-get update -qq && apt-get install -y -qq chromium; }; } \
-		> $(APT_LOG) 2>&1 || { tail -n 20 $(APT_LOG) >&2; \
+	{ apt-get -s $(APT_GET) install chromium > $(APT_LOG) 2>&1 || \
+		{ apt-get update -qq && apt-get -s $(APT_GET) install chromium > $(APT_LOG) 2>&1; }; }; \
+	echo "make browser: installing Debian's chromium (log in $(APT_LOG)):" \
+		"$$(grep -c '^Inst' $(APT_LOG)) packages, of which upgrades:" \
+		"$$(grep '^Inst .*\[' $(APT_LOG) | cut -d' ' -f2 | tr '\n' ' ')"; \
+	$(APT_GET) install chromium >> $(APT_LOG) 2>&1 || { tail -n 20 $(APT_LOG) >&2; \
 		echo "make browser: apt-get install chromium failed: tests/test_frequi_browser.py will fail" >&2; }
 
 # Regenerate the full pinned set from the current environment (after changing a pin).
 lock:
 	$(BIN)/python -m pip freeze --exclude-editable --exclude statarb | sort -f > requirements.lock
 
-# pytest exits 5 when it collects no test: that is a failure here, never a pass.
-test: install browser
-	@set +e; $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+# pytest exits 5 when it collects no test: that is a failure here, never a pass. The 30
+# slowest tests are printed at the end (where the time goes).
+test: install browser $(WHEELHOUSE)/.complete
+	@set +e; $(BIN)/python -m pytest --durations=30 $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests - failing" >&2; exit 1; fi; \
+	exit $$rc
+
+# The unit tier for the inner loop: no subprocess (tests/conftest.py fails a test that
+# starts one), no browser, no full-data run.
+test-fast: install
+	@set +e; $(BIN)/python -m pytest -m "not slow" --durations=10 $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test-fast: pytest collected no tests - failing" >&2; exit 1; fi; \
 	exit $$rc
 
 lint: install
@@ -121,7 +150,7 @@ bench-research: install
 	@$(BIN)/python benchmarks/bench_research.py --datadir $(DATADIR)
 
 scan: install
-	$(BIN)/python -m statarb.scan --datadir $(DATADIR) --out $(SCAN_OUT) $(SCAN_ARGS)
+	$(BIN)/python -m statarb.tools.scan --datadir $(DATADIR) --out $(SCAN_OUT) $(SCAN_ARGS)
 
 # The main job: starts the simulator on a free port (markets come from it), runs the plain
 # freqtrade backtest on the shared data and stops the simulator.
@@ -180,10 +209,10 @@ test-pairlist: install
 		$(BIN)/freqtrade test-pairlist --config $(CONFIG) --config $(OFFLINE)
 
 chaos: install
-	$(BIN)/python -m statarb.chaos $(CHAOS_ARGS)
+	$(BIN)/python -m statarb.harness.chaos $(CHAOS_ARGS)
 
 report: install
-	$(BIN)/python -m statarb.report $(REPORT_ARGS)
+	$(BIN)/python -m statarb.tools.report $(REPORT_ARGS)
 
 sim: install
 	$(BIN)/python -m statarb.sim --datadir $(DATADIR) --markets $(MARKETS) --port $(SIM_PORT) $(SIM_ARGS)

@@ -46,11 +46,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from statarb.credentials import credentials  # noqa: E402
-from statarb.offline import offline_env  # noqa: E402
+from statarb.harness.offline import offline_env  # noqa: E402
 from statarb.sim.market_data import DEFAULT_DATADIR, DEFAULT_MARKETS, MarketData  # noqa: E402
 from statarb.sim.run import write_overlay  # noqa: E402
 from statarb.sim.server import SimServer  # noqa: E402
+from statarb.tools.credentials import credentials  # noqa: E402
 
 FREQTRADE = Path(sys.executable).parent / "freqtrade"
 CONFIG = ROOT / "config.json"

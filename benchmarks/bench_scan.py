@@ -3,7 +3,7 @@
 Prints, side by side on the same machine and the same panels (100, 200 and 500 coins x
 1440 candles by default, every ordered couple, AIC lag search):
 
-* the batch engine (``statarb.cointegration.engle_granger``: coin-level lagged
+* the batch engine (``statarb.core.cointegration.engle_granger``: coin-level lagged
   cross-products combined per couple), best of R runs;
 * the per-couple reference path (``_engle_granger_reference``: the engine as it was, every
   lagged sum a dot product per couple), best of ``--ref-runs`` runs;
@@ -47,7 +47,7 @@ from threadpoolctl import threadpool_limits
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from statarb.cointegration import _engle_granger_reference, engle_granger  # noqa: E402
+from statarb.core.cointegration import _engle_granger_reference, engle_granger  # noqa: E402
 
 FUTURES = ROOT.parent / "shared" / "data" / "binance" / "futures"
 ENGINES: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {

@@ -5,10 +5,10 @@ candles, the strategy's default settings: 60-day formation re-formed every 24 h,
 search, Benjamini-Hochberg over every couple):
 
 * ``walk_forward(engine="sliding")``: the Engle-Granger sums slid from one formation
-  window to the next (:class:`statarb.sliding.SlidingScan`), wall time, formations,
+  window to the next (:class:`statarb.core.sliding.SlidingScan`), wall time, formations,
   milliseconds per formation, slides and rebuilds;
 * ``walk_forward(engine="batch")``: every window from scratch
-  (:func:`statarb.cointegration.engle_granger`), the same figures and the ratio;
+  (:func:`statarb.core.cointegration.engle_granger`), the same figures and the ratio;
 * parity at every re-formation: the same couples in the same order, and the largest
   differences of their hedge ratios, t-statistics and p-values;
 * drift: a sliding scan never rebuilt, against the batch engine on every ``--every``-th
@@ -37,10 +37,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from statarb.cointegration import engle_granger  # noqa: E402
-from statarb.selection import SelectionParams  # noqa: E402
-from statarb.sliding import SlidingScan  # noqa: E402
-from statarb.walkforward import WalkForwardParams, price_matrix, walk_forward  # noqa: E402
+from statarb.core.cointegration import engle_granger  # noqa: E402
+from statarb.core.selection import SelectionParams  # noqa: E402
+from statarb.core.sliding import SlidingScan  # noqa: E402
+from statarb.core.walkforward import WalkForwardParams, price_matrix, walk_forward  # noqa: E402
 
 
 def synthetic_frames(n_coins: int, days: int, seed: int = 11) -> dict[str, pd.DataFrame]:

@@ -23,7 +23,7 @@ the file the strategy class was found in, so ``NaiveCouplesStrategy`` (found in
 ``NaiveCouplesStrategy.py``) never sees it. Freqtrade stores the parameter file it used in
 the result zip; this is checked after each run, so a leak would fail the evaluation.
 
-Every figure comes from the report's functions (:func:`statarb.report.portfolio_metrics`),
+Every figure comes from the report's functions (:func:`statarb.tools.report.portfolio_metrics`),
 so the table agrees with ``make report``, except that BTC's closes for the correlation end
 with the period's last traded candle (see :func:`btc_until`). Buy and hold is priced from
 the closes of ``BTC_USDT_USDT-1h-futures.feather``: 10000 USDT (entry fee included) bought
@@ -35,7 +35,7 @@ not mark open futures positions), so their drawdowns are not strictly comparable
 and hold's: a loss inside an open couple trade only shows when the trade closes.
 
 Prints the table and writes ``evaluation.json`` and ``evaluation.md`` into ``--out``, and
-the result zips under ``--out/results`` (for ``python -m statarb.report --file``). Exits 1
+the result zips under ``--out/results`` (for ``python -m statarb.tools.report --file``). Exits 1
 when a backtest fails (non-zero exit, a logged ERROR, no summary or no result), 2 on bad
 arguments.
 
@@ -72,10 +72,10 @@ from rich.table import Table  # noqa: E402
 
 from statarb.ft.data import load_closes, timerange_from_string  # noqa: E402
 from statarb.ft.results import BacktestResult, load_result  # noqa: E402
-from statarb.report import _fmt, _jsonable, portfolio_metrics  # noqa: E402
 from statarb.sim.market_data import DEFAULT_DATADIR, DEFAULT_MARKETS, MarketData  # noqa: E402
 from statarb.sim.run import write_overlay  # noqa: E402
 from statarb.sim.server import SimServer  # noqa: E402
+from statarb.tools.report import _fmt, _jsonable, portfolio_metrics  # noqa: E402
 
 STRATEGY = "CointPairsStrategy"
 NAIVE = "NaiveCouplesStrategy"

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_scan import panel  # noqa: E402
 
-from statarb import cointegration as engine  # noqa: E402
+from statarb.core import cointegration as engine  # noqa: E402
 
 STAGES = {
     "_panel_sums": "coin-level matrix products (BLAS threads)",

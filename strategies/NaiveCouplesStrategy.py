@@ -17,8 +17,8 @@ import pandas as pd
 from CointPairsStrategy import CointPairsStrategy
 from freqtrade.strategy import DecimalParameter
 
-from statarb.regime import Regime
-from statarb.walkforward import Universe, full_window
+from statarb.core.regime import Regime
+from statarb.core.walkforward import Universe, full_window
 
 
 class NaiveCouplesStrategy(CointPairsStrategy):

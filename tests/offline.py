@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from statarb.offline import free_port, offline_env, replay_start, stop_process
+from statarb.harness.offline import free_port, offline_env, replay_start, stop_process
 
 __all__ = [
     "API_CONFIG", "API_CREDENTIALS", "FREQTRADE", "REPLAY_START", "REPO", "free_port",

@@ -1,4 +1,4 @@
-"""statarb.capital: the couple sizing rules, their validation and their causality."""
+"""statarb.core.capital: the couple sizing rules, their validation and their causality."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from statarb.capital import CapitalParams, couple_margin, couple_notional, entry_vol
-from statarb.settings import StrategySettings
+from statarb.core.capital import CapitalParams, couple_margin, couple_notional, entry_vol
+from statarb.core.settings import StrategySettings
 
 HOUR = pd.Timedelta(hours=1)
 WALLET = {"proposed_stake": 950.0, "available": 6000.0, "total": 9500.0}

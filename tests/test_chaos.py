@@ -1,4 +1,4 @@
-"""Chaos scenarios in LIVE mode against the private simulator (see :mod:`statarb.chaos`).
+"""Chaos scenarios in LIVE mode against the private simulator (see :mod:`statarb.harness.chaos`).
 
 Each test runs one scenario and asserts it passes: every couple flat or hedged in its ratio,
 naked exposure under three bot loops plus one order while the bot can act (the connection
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from statarb import chaos
+from statarb.harness import chaos
 from tests.shared_data import require_shared
 
 pytestmark = pytest.mark.slow

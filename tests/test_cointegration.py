@@ -12,9 +12,14 @@ import statsmodels.api as sm
 from statsmodels.tsa.adfvalues import mackinnonp
 from statsmodels.tsa.stattools import adfuller, coint
 
-from statarb import cointegration
-from statarb.adf_kernel import LANES, _factor_lanes
-from statarb.cointegration import RESULT_COLUMNS, default_maxlag, engle_granger, mackinnon_pvalue
+from statarb.core import cointegration
+from statarb.core.adf_kernel import LANES, _factor_lanes
+from statarb.core.cointegration import (
+    RESULT_COLUMNS,
+    default_maxlag,
+    engle_granger,
+    mackinnon_pvalue,
+)
 from tests.shared_data import log_window
 
 

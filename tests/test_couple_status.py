@@ -1,6 +1,6 @@
 """The /couples status as plain data: grouping legs into couples and the reply's text.
 
-No Freqtrade here (statarb.couple_status is pure); tests/test_telegram.py sends /couples
+No Freqtrade here (statarb.core.couple_status is pure); tests/test_telegram.py sends /couples
 through Freqtrade's real Telegram bot and REST API.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from statarb.couple_status import (
+from statarb.core.couple_status import (
     COUPLES_HELP,
     MAX_MESSAGE,
     CouplesReport,

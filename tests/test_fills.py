@@ -11,8 +11,8 @@ import pytest
 
 from statarb.research.evaluate import Workbench
 from statarb.research.fills import FillModel
+from tests.research_data import PAIRS, small_config
 from tests.shared_data import CCXT_MARKETS, DATADIR, require_shared
-from tests.test_research import PAIRS, small_config
 
 MAKER = FillModel("maker", taker_fee=0.0005, maker_fee=0.0002)
 CANDLE = {"open_": 100.5, "high": 101.0, "low": 99.0, "close": 100.8}

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from statarb.core.settings import StrategySettings
+from statarb.core.walkforward import Universe, walk_forward
 from statarb.research.cache import (
     PACKAGE_DIR,
     FormationCache,
@@ -20,8 +22,6 @@ from statarb.research.cache import (
     data_fingerprint,
     module_closure,
 )
-from statarb.settings import StrategySettings
-from statarb.walkforward import Universe, walk_forward
 from tests.shared_data import FUTURES, require_shared
 
 HOUR = pd.Timedelta(hours=1)
@@ -96,8 +96,8 @@ def test_code_key_changes_with_each_module_a_formation_imports_and_no_other(
         tmp_path: Path, package_copy: Path, frames) -> None:
     closure = module_closure(package_copy)
     # What the walk-forward really runs is in it: the engines, the kernel, the selection.
-    for module in ("statarb.walkforward", "statarb.sliding", "statarb.adf_kernel",
-                   "statarb.cointegration", "statarb.selection", "statarb.hedge",
+    for module in ("statarb.core.walkforward", "statarb.core.sliding", "statarb.core.adf_kernel",
+                   "statarb.core.cointegration", "statarb.core.selection", "statarb.core.hedge",
                    "statarb.research.cache"):
         assert module in closure
     s = settings()
@@ -167,14 +167,14 @@ def test_a_file_from_other_code_is_rebuilt_and_the_log_says_why(
     folder = tmp_path / "cache"
     FormationCache(folder, package_copy).get_or_build(frames, s, build)
     (path,) = folder.glob("formations-*.npz")
-    sliding = package_copy / "sliding.py"
+    sliding = package_copy / "core" / "sliding.py"
     sliding.write_text(sliding.read_text() + "\nSTEP = 2\n")
     with caplog.at_level(logging.WARNING, logger="statarb.research.cache"):
         FormationCache(folder, package_copy).get_or_build(frames, s, build)
     assert len(calls) == 2
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and "\n" not in lines[0]
-    assert "written by other code (changed: statarb.sliding)" in lines[0]
+    assert "written by other code (changed: statarb.core.sliding)" in lines[0]
     # Rebuilt in place: one file, and the edited code now loads it.
     assert list(folder.glob("formations-*.npz")) == [path]
     caplog.clear()

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from statarb.legs import parse_leg_tag
+from statarb.core.legs import parse_leg_tag
 from statarb.sim.run import DEFAULT_OVERLAY, write_overlay
 from tests.offline import (
     FREQTRADE,

@@ -24,11 +24,11 @@ import pytest
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, expect, sync_playwright
 
 from statarb.ft.frequi import install as frequi_install
-from statarb.offline import shifted_clock
+from statarb.harness.offline import shifted_clock
 from statarb.sim import SimServer
+from tests.bots import THROTTLE_S, Bot
 from tests.offline import API_CREDENTIALS, REPLAY_START, REPO, wait_for
 from tests.shared_data import DATADIR, MARKETS, SHARED, require_shared
-from tests.test_dry_run_e2e import THROTTLE_S, Bot
 
 pytestmark = pytest.mark.slow
 

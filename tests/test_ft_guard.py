@@ -8,8 +8,8 @@ from pathlib import Path
 import freqtrade
 import pytest
 
-from statarb.credentials import ensure_file
 from statarb.ft import UnsupportedFreqtradeVersion, check_freqtrade_version
+from statarb.tools.credentials import ensure_file
 
 
 def test_installed_freqtrade_is_the_supported_one() -> None:

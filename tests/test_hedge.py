@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from statarb.hedge import (
+from statarb.core.hedge import (
     KALMAN_COLUMNS,
     KalmanStart,
     kalman_filter,
@@ -16,7 +16,7 @@ from statarb.hedge import (
     tls_fit,
     with_hedge,
 )
-from statarb.selection import SelectionParams, choose_couples
+from statarb.core.selection import SelectionParams, choose_couples
 from tests.shared_data import coins, log_window
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from statarb.legs import (
+from statarb.core.legs import (
     CoupleTicket,
     first_leg_refusal,
     leg_tag,
@@ -16,7 +16,7 @@ from statarb.legs import (
     second_leg_refusal,
     x_is_long,
 )
-from statarb.settings import StrategySettings
+from statarb.core.settings import StrategySettings
 
 
 def test_one_tag_per_couple_and_the_role_from_the_pair() -> None:
@@ -122,7 +122,7 @@ def test_settings_reject_bad_values_by_name(section: dict, match: str) -> None:
 
 
 def test_notification_texts_name_the_couple_and_what_happened() -> None:
-    from statarb import messages
+    from statarb.core import messages
 
     opened = messages.couple_opened("ETH~BTC@2025-01-01T00:00", "ETH/USDT:USDT",
                                     "BTC/USDT:USDT", True, False, 0.9, -2.31, 1.0, 0.01)
@@ -138,7 +138,7 @@ def test_notification_texts_name_the_couple_and_what_happened() -> None:
 
 # ---------------------------------------------------------------- live incidents
 def test_partial_entry_keeps_the_hedge_ratio_or_abandons() -> None:
-    from statarb.legs import partial_entry
+    from statarb.core.legs import partial_entry
 
     kept = partial_entry(target=10.0, filled=6.0, partner_target=3.0, partner_step=0.01)
     assert (kept.action, kept.fill_ratio, kept.partner_amount) == ("resize_partner", 0.6, 1.8)
@@ -153,7 +153,7 @@ def test_partial_entry_keeps_the_hedge_ratio_or_abandons() -> None:
 
 
 def test_backoff_doubles_and_is_capped() -> None:
-    from statarb.legs import backoff
+    from statarb.core.legs import backoff
 
     assert [backoff(i) for i in range(8)] == [1, 2, 4, 8, 16, 32, 60, 60]
     assert backoff(0, base_s=0.5) == 0.5
@@ -162,7 +162,7 @@ def test_backoff_doubles_and_is_capped() -> None:
 
 
 def test_position_surplus_is_what_no_trade_owns() -> None:
-    from statarb.legs import LegRecord, position_surplus
+    from statarb.core.legs import LegRecord, position_surplus
 
     legs = [
         LegRecord(1, "WLD/USDT:USDT", "WLD~ARB@t", 1210.0),
@@ -217,7 +217,7 @@ def test_live_settings_defaults_and_bad_values() -> None:
 
 
 def test_manual_intervention_message_names_coin_amount_and_what_goes_on() -> None:
-    from statarb import messages
+    from statarb.core import messages
 
     text = messages.manual_intervention("WLD/USDT:USDT", -1210.0, 5, "Internal error")
     assert text.startswith("statarb MANUAL INTERVENTION REQUIRED: cannot close short 1210 "

@@ -9,13 +9,14 @@ import time
 
 import pytest
 
-from statarb.offline import stop_process
+from statarb.harness.offline import stop_process
 
 CHILD = ("import signal, sys, time\n"
          "signal.signal(signal.SIGTERM, lambda *a: sys.exit(3))\n"
          "try:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    sys.exit(2)\n")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ignored", [False, True])
 def test_stop_process_stops_cleanly_even_when_sigint_is_ignored(ignored: bool) -> None:
     """A background job of a non-interactive shell starts its children with SIGINT

@@ -18,9 +18,9 @@ from freqtrade.enums import RunMode
 from freqtrade.exceptions import OperationalException
 from freqtrade.persistence import init_db
 
-from statarb import published
-from statarb.selection import SelectionParams, choose_couples
-from statarb.walkforward import WalkForwardParams, from_couples, walk_forward
+from statarb.core import published
+from statarb.core.selection import SelectionParams, choose_couples
+from statarb.core.walkforward import WalkForwardParams, from_couples, walk_forward
 from tests.offline import REPO
 from tests.shared_data import FUTURES, coins
 
@@ -67,9 +67,9 @@ def make_filter(tmp_path: Path):
     init_db("sqlite://")
     cls = _load_class()
 
-    def make(exchange: Any, **params: Any) -> Any:
+    def make(exchange: Any, statarb: dict | None = None, **params: Any) -> Any:
         config = {"timeframe": "1h", "candle_type_def": "futures", "user_data_dir": tmp_path,
-                  "runmode": RunMode.DRY_RUN}
+                  "runmode": RunMode.DRY_RUN, "statarb": statarb or {}}
         pl_config = {"method": "CointegrationFilter", "correction": "none", **params}
         return cls(exchange, None, config, pl_config, 1)
 
@@ -266,6 +266,23 @@ def test_parameters_are_validated_with_clear_messages(make_filter, params, match
         make_filter(FakeExchange({}), **params)
 
 
+def test_the_selection_is_read_from_the_statarb_section_and_a_clash_is_refused(
+        make_filter) -> None:
+    """One place for the selection: the pairlist reads statarb.selection (what the
+    strategy's walk-forward reads), and the same key set differently in its own entry is
+    refused by name, never silently preferred."""
+    pl = make_filter(FakeExchange({}), statarb={"selection": {"max_couples": 3,
+                                                               "min_crossings": 20}})
+    assert (pl._params.max_couples, pl._params.min_crossings) == (3, 20)
+    same = make_filter(FakeExchange({}), statarb={"selection": {"max_couples": 3}},
+                       max_couples=3)
+    assert same._params.max_couples == 3
+    with pytest.raises(OperationalException,
+                       match=r"max_couples=4 here but statarb\.selection\.max_couples=3"):
+        make_filter(FakeExchange({}), statarb={"selection": {"max_couples": 3}},
+                    max_couples=4)
+
+
 def test_describes_itself_like_freqtrade_filters(make_filter) -> None:
     cls = _load_class()
     params = cls.available_parameters()
@@ -274,6 +291,7 @@ def test_describes_itself_like_freqtrade_filters(make_filter) -> None:
     assert "cointegrated couples" in make_filter(FakeExchange({})).short_desc()
 
 
+@pytest.mark.slow
 def test_plain_freqtrade_python_accepts_the_pairlist_name() -> None:
     """The .pth hook `make install` writes registers the name in a fresh interpreter."""
     code = (

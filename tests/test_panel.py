@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from statarb.panel import PanelError, build_log_panel
+from statarb.core.panel import PanelError, build_log_panel
 
 HOUR = pd.Timedelta(hours=1)
 INDEX = pd.date_range("2025-03-01", periods=72, freq="1h", tz="UTC")

@@ -1,4 +1,4 @@
-"""The couple reconciler (statarb.legs.reconcile_couple) and the couple ledger.
+"""The couple reconciler (statarb.core.legs.reconcile_couple) and the couple ledger.
 
 Every rule on its own, then a property: whatever the legs hold, applying the repairs
 leaves the couple flat, or both legs at one common fraction of their targets, on the
@@ -12,8 +12,8 @@ import random
 
 import pytest
 
-from statarb.ledger import CoupleLedger, LegTarget
-from statarb.legs import RATIO_TOLERANCE, LegView, reconcile_couple
+from statarb.core.ledger import CoupleLedger, LegTarget
+from statarb.core.legs import RATIO_TOLERANCE, LegView, reconcile_couple
 
 WLD, ARB = "WLD/USDT:USDT", "ARB/USDT:USDT"
 LEDGER = CoupleLedger("WLD~ARB@2025-11-07T01:00", LegTarget(WLD, 1200.0, 1.0),

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from statarb.regime import Regime, RegimeParams, classify, realised_vol, shock_block
+from statarb.core.regime import Regime, RegimeParams, classify, realised_vol, shock_block
 from tests.shared_data import close_panel
 
 

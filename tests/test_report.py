@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from statarb.report import (
+from statarb.tools.report import (
     COUPLE_COLUMNS,
     TOTAL,
     couple_table,
@@ -344,7 +344,7 @@ def test_cli_bad_input_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_btc_comes_from_the_backtests_datadir_and_must_cover_it(tmp_path: Path) -> None:
-    from statarb.report import FALLBACK_DATADIR, ReportError, _btc_datadir, _check_covers
+    from statarb.tools.report import FALLBACK_DATADIR, ReportError, _btc_datadir, _check_covers
 
     given, recorded = tmp_path / "given", tmp_path / "recorded"
     assert _btc_datadir(given, recorded) == (given, "--datadir")
@@ -404,7 +404,8 @@ def test_cli_on_a_real_backtest(tmp_path: Path) -> None:
     (zip_path,) = sorted(results.glob("backtest-result-*.zip"))
 
     report = subprocess.run(
-        [sys.executable, "-m", "statarb.report", "--results", str(results), "--out", str(out)],
+        [sys.executable, "-m", "statarb.tools.report", "--results", str(results),
+         "--out", str(out)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert report.returncode == 0, (report.stdout + report.stderr)[-4000:]

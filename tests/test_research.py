@@ -18,26 +18,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from statarb.core.policy import STRATEGY_PARAMS
 from statarb.research.cache import FormationCache
 from statarb.research.engine import Account, FundingBook
 from statarb.research.evaluate import DEFAULT_PARAMS, Workbench
 from statarb.research.sweep import choose, run_sweep
-from statarb.research.variants import STRATEGY_PARAMS, parse_variants
+from statarb.research.variants import parse_variants
 from tests.offline import REPO
+from tests.research_data import PAIRS, SMALL, small_config
 from tests.shared_data import CCXT_MARKETS, DATADIR, require_shared
 
 HOUR = pd.Timedelta(hours=1)
-PAIRS = ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "AVAX/USDT:USDT",
-         "LINK/USDT:USDT", "DOT/USDT:USDT", "ADA/USDT:USDT", "NEAR/USDT:USDT"]
-SMALL = {"walk_forward": {"formation_days": 20, "reform_hours": 24, "z_window": 60,
-                          "horizon_hours": 168}}
 
 
-def small_config() -> dict:
-    config = json.loads((REPO / "config.json").read_text())
-    config["exchange"]["pair_whitelist"] = PAIRS
-    config["statarb"] = {**config["statarb"], **SMALL}
-    return config
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +147,7 @@ def test_sweep_builds_each_formation_setting_once(tmp_path: Path, bench: Workben
     pd.testing.assert_frame_equal(_plain(second), _plain(table))
 
 
+@pytest.mark.slow
 def test_dask_cluster_gives_the_local_numbers(bench: Workbench) -> None:
     from distributed import LocalCluster
 
@@ -211,6 +205,7 @@ def test_choice_penalises_trials_and_ignores_out_of_sample() -> None:
 
 
 # ---------------------------------------------------------------------- command line
+@pytest.mark.slow
 def test_research_command_writes_table_csv_chart_and_runnable_variant(tmp_path: Path) -> None:
     require_shared()
     config = small_config()
@@ -249,6 +244,7 @@ def test_research_command_writes_table_csv_chart_and_runnable_variant(tmp_path: 
     pd.testing.assert_frame_equal(pd.read_csv(out / "sweep.csv"), csv)
 
 
+@pytest.mark.slow
 def test_research_command_rejects_a_bad_sweep_file(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep.yml"
     sweep.write_text("grid:\n  params.entry_zz: [1.8]\n")

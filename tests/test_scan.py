@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from statarb.cointegration import RESULT_COLUMNS, engle_granger
+from statarb.core.cointegration import RESULT_COLUMNS, engle_granger
+from statarb.core.selection import SelectionParams, choose_couples
 from statarb.ft.data import available_pairs, load_closes
-from statarb.scan import main
-from statarb.selection import SelectionParams, choose_couples
+from statarb.tools.scan import main
 from tests.shared_data import DATADIR, FUTURES, ROOT, close_panel, coins, require_shared
 
 QUOTE = "/USDT:USDT"
@@ -193,9 +193,10 @@ def test_plots_link_one_chart_per_selected_couple(default_scan: dict[str, Any]) 
             assert name.removesuffix(QUOTE) in link
 
 
+@pytest.mark.slow
 def test_explicit_coins_and_timerange_through_the_cli(tmp_path: Path) -> None:
     out = tmp_path / "scan"
-    cmd = [sys.executable, "-m", "statarb.scan", "--datadir", str(DATADIR), "--out", str(out)]
+    cmd = [sys.executable, "-m", "statarb.tools.scan", "--datadir", str(DATADIR), "--out", str(out)]
     args = ["--coins", "BTC,ETH,SOL,LTC", "--timerange", "20240301-20240501", "--no-plots"]
     proc = subprocess.run(
         [*cmd, *args], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False

@@ -16,8 +16,8 @@ import pytest
 from scipy.signal import lfilter
 from statsmodels.stats.multitest import multipletests
 
-from statarb.cointegration import RESULT_COLUMNS, engle_granger
-from statarb.selection import SelectionParams, choose_couples, screen_couples, select_couples
+from statarb.core.cointegration import RESULT_COLUMNS, engle_granger
+from statarb.core.selection import SelectionParams, choose_couples, screen_couples, select_couples
 
 
 def random_walk(n: int, rng: np.random.Generator, sd: float = 0.01, start: float = 0.0):

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from statarb.signals import (
+from statarb.core.signals import (
     SignalParams,
     build_plan,
     couple_pnl,
@@ -17,7 +17,7 @@ from statarb.signals import (
     exit_reason,
     plan_trips,
 )
-from statarb.walkforward import Formation, Universe, WalkForwardParams
+from statarb.core.walkforward import Formation, Universe, WalkForwardParams
 
 P = SignalParams()
 

@@ -7,7 +7,6 @@ pandas, so a test passing means the simulator serves the recorded data, not itse
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import ccxt
 import ccxt.pro
@@ -31,33 +30,14 @@ from statarb.sim import api as sim_api
 from statarb.sim.cli import main as cli_main
 from statarb.sim.clock import parse_instant
 from statarb.sim.run import DEFAULT_OVERLAY, retarget, substitute_config
-
-HOUR = 3_600_000
-FUTURES = DEFAULT_DATADIR / "futures"
-REPO = Path(__file__).resolve().parents[1]
-
-
-def subprocess_env() -> dict[str, str]:
-    """Environment for child interpreters run from ``/`` (proves defaults ignore the cwd)."""
-    return {**os.environ, "PYTHONPATH": str(REPO)}
-
-
-def feather(base: str, kind: str) -> pd.DataFrame:
-    return pd.read_feather(FUTURES / f"{base}_USDT_USDT-1h-{kind}.feather")
-
-
-def ms(dates: pd.Series) -> np.ndarray:
-    return dates.dt.as_unit("ms").astype("int64").to_numpy()
-
-
-def get(sim: SimServer, path: str, **params: Any) -> tuple[int, Any, dict[str, str]]:
-    """GET ``path`` and return (status, parsed JSON body, headers), errors included."""
-    url = f"{sim.url}{path}" + (f"?{urlencode(params)}" if params else "")
-    try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            return resp.status, json.loads(resp.read()), dict(resp.headers)
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read()), dict(err.headers)
+from tests.sim_helpers import (
+    HOUR,
+    feather,
+    get,
+    ms,
+    overlay_exchange,
+    subprocess_env,
+)
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +60,6 @@ def sim_at(market_data: MarketData) -> Iterator[SimServer]:
         yield server
 
 
-def overlay_exchange(sim: SimServer, key: str = "ccxt_config") -> dict[str, Any]:
-    config = retarget(json.loads(DEFAULT_OVERLAY.read_text()), sim.port)
-    return config["exchange"][key]
 
 
 # --- plain endpoints --------------------------------------------------------------------
@@ -489,6 +466,7 @@ def test_cli_rejects_bad_paths_with_exit_code_2(
     assert exc.value.code == 2 and "--markets" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_serves_until_sigterm() -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "statarb.sim", "--port", "0", "--clock", "2025-06-01T00:00:00Z"],
@@ -531,6 +509,7 @@ def test_run_substitutes_the_overlay() -> None:
     assert moved == {"a": ["http://127.0.0.1:9/fapi/v1", "https://example.com:8765/x"]}
 
 
+@pytest.mark.slow
 def test_run_wrapper_end_to_end() -> None:
     """The command sees a port-substituted overlay that works, and its exit code comes back."""
     probe = (

@@ -28,7 +28,7 @@ from statarb.sim.clock import align_to_wall, parse_instant
 from statarb.sim.klines import resample
 from statarb.sim.market_data import Candles
 from statarb.sim.shift import SHIFTERS, shift_query
-from tests.test_sim import HOUR, feather, get, ms, overlay_exchange, subprocess_env
+from tests.sim_helpers import HOUR, feather, get, ms, overlay_exchange, subprocess_env
 
 REPLAY_START = "2025-06-01T10:00:00Z"
 DAY = 24 * HOUR
@@ -328,6 +328,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_cli_shift_to_now_needs_start_at_speed_one() -> None:
     missing = _cli("--shift-to-now")
     assert missing.returncode == 2 and "--shift-to-now needs --start" in missing.stderr
@@ -337,6 +338,7 @@ def test_cli_shift_to_now_needs_start_at_speed_one() -> None:
     assert frozen.returncode == 2
 
 
+@pytest.mark.slow
 def test_cli_serves_shifted_time() -> None:
     steady_hour()
     proc = subprocess.Popen(
@@ -378,6 +380,7 @@ def test_cli_serves_shifted_time() -> None:
             proc.kill()
 
 
+@pytest.mark.slow
 def test_run_wrapper_shift_to_now() -> None:
     probe = (
         "import json, sys, time, urllib.request\n"
@@ -413,7 +416,7 @@ def test_run_wrapper_shift_to_now() -> None:
 def test_shifted_clock_waits_out_a_candle_close_that_would_fall_inside_the_run(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import statarb.offline as offline
+    import statarb.harness.offline as offline
 
     slept: list[float] = []
     wall = [parse_instant("2026-11-21T06:59:00Z") / 1000]

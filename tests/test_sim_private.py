@@ -22,7 +22,7 @@ import pytest
 from statarb.sim import MarketData, ReplayClock, SimServer
 from statarb.sim.clock import parse_instant
 from statarb.sim.journal import naked_intervals
-from tests.test_sim import HOUR, feather, overlay_exchange
+from tests.sim_helpers import HOUR, feather, overlay_exchange
 
 START = "2025-06-01T10:30:00Z"
 BTC = "BTC/USDT:USDT"

@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 from freqtrade_client import FtRestClient
 
-from statarb.offline import shifted_clock
+from statarb.harness.offline import shifted_clock
 from statarb.sim import SimServer
 from statarb.sim.journal import naked_intervals
 from statarb.sim.run import DEFAULT_OVERLAY, write_overlay
+from tests.bots import THROTTLE_S
 from tests.offline import (
     API_CONFIG,
     API_CREDENTIALS,
@@ -34,7 +35,6 @@ from tests.offline import (
     wait_for,
 )
 from tests.shared_data import DATADIR, MARKETS, require_shared
-from tests.test_dry_run_e2e import THROTTLE_S
 
 pytestmark = pytest.mark.slow
 

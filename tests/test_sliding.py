@@ -1,7 +1,7 @@
 """The sliding (incremental) Engle-Granger engine against the batch engine and statsmodels.
 
 The walk-forward slides its coin-level sums from one formation window to the next
-(statarb.sliding.SlidingScan). These tests hold it to the batch engine, window by window
+(statarb.core.sliding.SlidingScan). These tests hold it to the batch engine, window by window
 over hundreds of slides on the real shared data (coins listed part-way through included),
 to statsmodels' coint on sampled couples, and the walk-forward it drives to the batch
 walk-forward: the same couples, hedge ratios, t-statistics and p-values.
@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 from statsmodels.tsa.stattools import coint
 
-from statarb.cointegration import engle_granger
-from statarb.selection import SelectionParams, screen_couples, select_couples
-from statarb.sliding import SlidingScan
-from statarb.walkforward import WalkForwardParams, align_closes, price_matrix, walk_forward
+from statarb.core.cointegration import engle_granger
+from statarb.core.selection import SelectionParams, screen_couples, select_couples
+from statarb.core.sliding import SlidingScan
+from statarb.core.walkforward import WalkForwardParams, align_closes, price_matrix, walk_forward
 from tests.shared_data import FUTURES, coins
 
 WINDOW = 1440

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from statarb.selection import SelectionParams
-from statarb.signals import latest_zscore
-from statarb.sizing import LegLimits, size_legs
-from statarb.walkforward import WalkForwardParams, from_couples, walk_forward
+from statarb.core.selection import SelectionParams
+from statarb.core.signals import latest_zscore
+from statarb.core.sizing import LegLimits, size_legs
+from statarb.core.walkforward import WalkForwardParams, from_couples, walk_forward
 from tests.shared_data import SHARED, coins, log_window
 
 MARKETS = SHARED / "markets" / "binance_usdm_markets.json"

@@ -19,13 +19,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from statarb.core.legs import parse_leg_tag
+from statarb.core.regime import market_regime
+from statarb.core.settings import StrategySettings
+from statarb.core.signals import SignalParams, build_plan
 from statarb.ft.data import load_frames
-from statarb.legs import parse_leg_tag
-from statarb.regime import market_regime
-from statarb.report import couple_trips
 from statarb.research.evaluate import Workbench
-from statarb.settings import StrategySettings
-from statarb.signals import SignalParams, build_plan
+from statarb.tools.report import couple_trips
 from tests.offline import FREQTRADE, REPO, offline_env
 from tests.shared_data import CCXT_MARKETS, DATADIR, MARKETS, require_shared
 
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.slow
 HOUR = pd.Timedelta(hours=1)
 
 
-# Settings other than the default in one run: every rule of statarb.capital (the free
+# Settings other than the default in one run: every rule of statarb.core.capital (the free
 # stake shared among the couples entering, the per-couple cap, the volatility target),
 # z-score windows tied to each couple's half-life and the Kalman hedge (a ratio that
 # moves every candle: entries at their candle's ratio, couples held and judged at it).
@@ -202,7 +202,7 @@ def test_research_engine_reproduces_the_backtest(backtest, workbench) -> None:
 
 def test_a_variant_is_the_same_in_freqtrade_and_research(
         backtest, workbench, tmp_path_factory) -> None:
-    """A variant with a non-default ``statarb.capital`` rule, half-life z windows and
+    """A variant with a non-default ``statarb.core.capital`` rule, half-life z windows and
     the Kalman hedge trades the same way in a real Freqtrade backtest (as a --config
     overlay) as in the research engine, and its sizing really differs: more margin per
     couple than two of Freqtrade's slots, never more than the cap."""

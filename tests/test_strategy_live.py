@@ -19,9 +19,9 @@ import pytest
 from freqtrade.enums import RunMode
 from freqtrade.persistence import Order, Trade, init_db
 
+from statarb.core.ledger import CoupleLedger, LegTarget
+from statarb.core.legs import CoupleTicket, leg_tag
 from statarb.ft import ledger_store
-from statarb.ledger import CoupleLedger, LegTarget
-from statarb.legs import CoupleTicket, leg_tag
 from tests.offline import REPO
 
 WLD, ARB = "WLD/USDT:USDT", "ARB/USDT:USDT"

@@ -27,6 +27,7 @@ from freqtrade_client import FtRestClient
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import InvalidToken
 
+from statarb.core.legs import parse_leg_tag
 from statarb.ft.couples_command import (
     ROUTE,
     UnsupportedFreqtradeLayout,
@@ -35,7 +36,6 @@ from statarb.ft.couples_command import (
     patch_telegram_couples,
 )
 from statarb.ft.telegram import API_URL_ENV, file_url_for, patch_telegram
-from statarb.legs import parse_leg_tag
 from tests.offline import (
     API_CONFIG,
     API_CREDENTIALS,
@@ -341,9 +341,9 @@ def couples_rpc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sim
     from freqtrade.persistence import init_db
     from freqtrade.rpc import RPC
 
-    from statarb import published
+    from statarb.core import published
+    from statarb.core.walkforward import Universe, WalkForwardParams
     from statarb.ft.couples import CouplePlan
-    from statarb.walkforward import Universe, WalkForwardParams
 
     init_db("sqlite://")
     now = datetime.now(UTC)
@@ -563,7 +563,7 @@ def test_couples_rest_route_behind_freqtrades_auth(couples_rpc: SimpleNamespace,
 THROTTLE_S = 2  # process_throttle_secs of this run: one bot loop
 @pytest.fixture
 def telegram_bot(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    from statarb.offline import shifted_clock
+    from statarb.harness.offline import shifted_clock
     from statarb.sim import SimServer
     from statarb.sim.run import DEFAULT_OVERLAY, write_overlay
     from tests.shared_data import DATADIR, MARKETS, require_shared

@@ -3,27 +3,24 @@ files Freqtrade reads (parameter file through Freqtrade's own loader)."""
 
 from __future__ import annotations
 
-import ast
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
+from statarb.core.policy import STRATEGY_PARAMS
+from statarb.core.settings import StrategySettings
 from statarb.research.variants import (
-    STRATEGY_PARAMS,
     Variant,
     VariantError,
     load_variants,
     parse_variants,
     write_variant,
 )
-from statarb.settings import StrategySettings
 
 ROOT = Path(__file__).resolve().parents[1]
-STRATEGY = ROOT / "strategies" / "CointPairsStrategy.py"
 DEFAULTS = {p.name: p.default for p in STRATEGY_PARAMS}
 
 SWEEP = """
@@ -51,20 +48,21 @@ def error(data: dict[str, Any]) -> str:
     return str(info.value)
 
 
-def test_strategy_parameter_table_matches_the_strategy() -> None:
-    text = STRATEGY.read_text()
-    kinds = re.findall(r"^\s*\w+\s*=\s*(\w+Parameter)\(", text, flags=re.M)
-    assert kinds and set(kinds) == {"DecimalParameter"}, kinds
-    found = {}
-    for name, args in re.findall(r"^\s*(\w+)\s*=\s*DecimalParameter\((.*)\)\s*$", text, re.M):
-        call = ast.parse(f"f({args})", mode="eval").body
-        assert isinstance(call, ast.Call)
-        low, high = (ast.literal_eval(a) for a in call.args)
-        kw = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
-        found[name] = (kw["space"], float(kw["default"]), float(low), float(high), kw["decimals"])
-    assert len(found) == len(kinds)
-    table = {p.name: (p.space, p.default, p.low, p.high, p.decimals) for p in STRATEGY_PARAMS}
-    assert table == found
+def test_the_strategy_hyperopts_exactly_the_declared_space() -> None:
+    """The strategy's parameters come from statarb.core.policy, the one declaration:
+    Freqtrade sees those and no others, with their ranges, defaults and spaces."""
+    from freqtrade.strategy.parameters import BaseParameter, DecimalParameter
+
+    from statarb.ft.strategy import CointPairsStrategy
+
+    found = {n: getattr(CointPairsStrategy, n) for n in dir(CointPairsStrategy)
+             if isinstance(getattr(CointPairsStrategy, n), BaseParameter)}
+    assert sorted(found) == sorted(p.name for p in STRATEGY_PARAMS)
+    for p in STRATEGY_PARAMS:
+        param = found[p.name]
+        assert isinstance(param, DecimalParameter)
+        assert (param.space, param.value, param.low, param.high, param.decimals) == (
+            p.space, p.default, p.low, p.high, p.decimals)
 
 
 def test_grid_product_names_and_base_merge() -> None:

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from statarb.cointegration import RESULT_COLUMNS
-from statarb.selection import SelectionParams, choose_couples
-from statarb.signals import SignalParams, build_plan, couple_pnl, exit_reason, latest_zscore
-from statarb.walkforward import WalkForwardParams, from_couples, walk_forward
+from statarb.core.cointegration import RESULT_COLUMNS
+from statarb.core.selection import SelectionParams, choose_couples
+from statarb.core.signals import SignalParams, build_plan, couple_pnl, exit_reason, latest_zscore
+from statarb.core.walkforward import WalkForwardParams, from_couples, walk_forward
 from tests.shared_data import FUTURES, coins
 
 WF = WalkForwardParams()  # 60-day formation, daily re-formation, z over 100 candles

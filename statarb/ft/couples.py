@@ -3,8 +3,8 @@
 Why here: the strategy's callbacks see one pair at a time, a couple needs all of them.
 This gathers every pair's candles through Freqtrade's DataProvider once per run
 (backtesting, hyperopt, plot, bias checks) or once per new candle (dry-run, live), runs
-the selection and the plan of the core (:mod:`statarb.walkforward`,
-:mod:`statarb.signals`) and answers the strategy's per-pair questions: the columns of a
+the selection and the plan of the core (:mod:`statarb.core.walkforward`,
+:mod:`statarb.core.signals`) and answers the strategy's per-pair questions: the columns of a
 pair's dataframe, the plan's trade behind an entry signal, the z-score of an open couple
 now. The strategy decides the policy (its hooks ``build_universe``, ``market_regime``,
 ``signal_params``); nothing here is math of its own.
@@ -20,10 +20,8 @@ import numpy as np
 import pandas as pd
 from freqtrade.persistence import Trade
 
-from statarb import published
-from statarb.ft import FREQTRADE_VERSION
-from statarb.ft.runmode import universe_pairs
-from statarb.signals import (
+from statarb.core import published
+from statarb.core.signals import (
     Plan,
     build_plan,
     coin_views,
@@ -31,7 +29,9 @@ from statarb.signals import (
     exit_reason,
     latest_zscore,
 )
-from statarb.walkforward import Universe
+from statarb.core.walkforward import Universe
+from statarb.ft import FREQTRADE_VERSION
+from statarb.ft.runmode import universe_pairs
 
 __all__ = ["FREQTRADE_VERSION", "CouplePlan"]
 
@@ -195,7 +195,7 @@ class CouplePlan:
     def couple_z(self, y_pair: str, x_pair: str, beta: float, half_life: float,
                  current_time: datetime) -> tuple[float, int] | None:
         """z-score of an open couple at the last closed candle, on its own hedge ratio
-        (:func:`statarb.signals.latest_zscore` over the window its half-life gives), and
+        (:func:`statarb.core.signals.latest_zscore` over the window its half-life gives), and
         that candle's row; None while the window does not fit. The one computation behind
         the exit decision and what ``/couples`` shows as the current z."""
         universe = self.universe or self.ensure_universe()
@@ -210,7 +210,7 @@ class CouplePlan:
         return float(z), row
 
     def couple_exit(self, trade: Any, partner: Any, current_time: datetime) -> str | None:
-        """Why an open couple leaves now (the rules of :func:`statarb.signals.exit_reason`
+        """Why an open couple leaves now (the rules of :func:`statarb.core.signals.exit_reason`
         on its own hedge ratio, the z-score of the last closed candle and both legs' real
         entry prices), or None."""
         role = trade.get_custom_data("role")

@@ -11,7 +11,7 @@ executed.
   ``Telegram._startup_telegram`` (run by ``_init`` once every Freqtrade handler is added,
   before the application starts) also adds ``CommandHandler("couples", ...)``; ``Telegram._help``
   sends Freqtrade's own text with the ``/couples`` line added
-  (:func:`statarb.couple_status.with_couples_help`). The new handler is wrapped in
+  (:func:`statarb.core.couple_status.with_couples_help`). The new handler is wrapped in
   Freqtrade's ``authorized_only``, so the chat id / authorized users checks are Freqtrade's.
 - :func:`patch_api_trading` (``freqtrade.rpc.api_server.api_trading``): one more route on
   Freqtrade's trading router, ``GET /statarb/couples``; ``configure_app`` includes that
@@ -40,7 +40,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from statarb.couple_status import (
+from statarb.core.couple_status import (
     CouplesReport,
     LegInput,
     SelectionView,
@@ -141,7 +141,7 @@ def _open_legs(rpc: Any) -> list[LegInput]:
 
 def _selection(config: dict[str, Any]) -> tuple[SelectionView | None, list[str]]:
     """The pairlist's latest selection: in this process, else the file it wrote."""
-    from statarb import published
+    from statarb.core import published
 
     selection = published.latest()
     if selection is None and config.get("user_data_dir"):
@@ -264,7 +264,7 @@ _TRADING_ROUTER = re.compile(
 
 
 def statarb_couples(rpc: Any, config: dict[str, Any]) -> dict[str, Any]:
-    """The REST answer (:meth:`statarb.couple_status.CouplesReport.to_dict`).
+    """The REST answer (:meth:`statarb.core.couple_status.CouplesReport.to_dict`).
 
     A failure is Freqtrade's ``RPCException``, which its app answers with a 502 and the
     message (``{"error": "Error querying /api/v1/statarb/couples: ..."}``), not a bare 500.

@@ -2,10 +2,10 @@
 
 Why here: Freqtrade asks about one leg at a time (``custom_stake_amount``,
 ``confirm_trade_entry``, ``order_filled``). The first leg it reaches sizes both legs once
-(a :class:`~statarb.legs.CoupleTicket`, keyed by couple and signal candle) and may open
-only if the second surely can (:func:`statarb.legs.first_leg_refusal`); the second opens
+(a :class:`~statarb.core.legs.CoupleTicket`, keyed by couple and signal candle) and may open
+only if the second surely can (:func:`statarb.core.legs.first_leg_refusal`); the second opens
 only after the first, at the ticket's amount, and at most once
-(:func:`statarb.legs.second_leg_refusal`). Live, the second leg follows what the first
+(:func:`statarb.core.legs.second_leg_refusal`). Live, the second leg follows what the first
 really filled, and the couple's ledger is written before the first order is sent. When
 both legs have filled the couple's data goes on each trade; when both have closed, the
 couple's combined P&L is reported. Freqtrade's trade database and wallets are read, hence
@@ -23,11 +23,9 @@ from typing import Any
 import pandas as pd
 from freqtrade.persistence import Trade
 
-from statarb import messages
-from statarb.capital import couple_notional, entry_vol
-from statarb.ft import FREQTRADE_VERSION
-from statarb.ft.markets import leg_limits
-from statarb.legs import (
+from statarb.core import messages
+from statarb.core.capital import couple_notional, entry_vol
+from statarb.core.legs import (
     CoupleTicket,
     amount_mismatch,
     first_leg_refusal,
@@ -36,8 +34,10 @@ from statarb.legs import (
     partial_entry,
     second_leg_refusal,
 )
-from statarb.regime import Regime
-from statarb.sizing import size_legs
+from statarb.core.regime import Regime
+from statarb.core.sizing import size_legs
+from statarb.ft import FREQTRADE_VERSION
+from statarb.ft.markets import leg_limits
 
 __all__ = ["FREQTRADE_VERSION", "CoupleEntries"]
 
@@ -110,8 +110,9 @@ class CoupleEntries:
 
     def _notional(self, trip: Any, key: tuple[str, pd.Timestamp], proposed_stake: float,
                   multiplier: float) -> float:
-        """Both legs' notional by the configured rule (:func:`statarb.capital.couple_notional`),
-        from what Freqtrade's wallet and trade count say now."""
+        """Both legs' notional by the configured rule
+        (:func:`statarb.core.capital.couple_notional`), from what Freqtrade's wallet and
+        trade count say now."""
         s = self.s
         capital = s.settings.capital
         if capital.sizing == "slots":  # Freqtrade's proposal is all it needs

@@ -16,8 +16,8 @@ import logging
 from freqtrade.persistence import KeyValueStore
 from freqtrade.persistence.key_value_store import _KeyValueStoreModel
 
+from statarb.core.ledger import CoupleLedger
 from statarb.ft import FREQTRADE_VERSION
-from statarb.ledger import CoupleLedger
 
 __all__ = ["FREQTRADE_VERSION", "KEY_PREFIX", "delete", "load_all", "save"]
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from freqtrade.constants import DEFAULT_AMOUNT_RESERVE_PERCENT
 
+from statarb.core.sizing import LegLimits
 from statarb.ft import FREQTRADE_VERSION
-from statarb.sizing import LegLimits
 
 __all__ = ["FREQTRADE_VERSION", "STOPLOSS_RESERVE_CAP", "leg_limits"]
 

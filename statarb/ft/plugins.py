@@ -31,6 +31,7 @@ import argparse
 import importlib.abc
 import importlib.machinery
 import os
+import site
 import sys
 import sysconfig
 from collections.abc import Callable, Sequence
@@ -53,6 +54,7 @@ __all__ = [
     "patch_resolver",
     "patch_telegram",
     "patch_telegram_module",
+    "register",
 ]
 
 PAIRLISTS = ("CointegrationFilter",)
@@ -62,11 +64,16 @@ PTH_LINE = "import statarb.ft.plugins; statarb.ft.plugins.install()\n"
 PATH_ENV = "STATARB_PAIRLIST_PATH"
 
 
+# The files Freqtrade's resolvers load, shipped inside the package (the checkout's top-level
+# ``pairlists`` is a link to the same folder; ``statarb-setup`` copies the strategy file).
+PLUGIN_FILES = Path(__file__).resolve().parent / "plugin_files"
+
+
 def pairlist_dirs() -> list[Path]:
     """Where the package's pairlists live: ``$STATARB_PAIRLIST_PATH`` entries, then the
-    ``pairlists/`` directory beside the ``statarb`` package (the project checkout)."""
+    package's own ``plugin_files/pairlists`` (installed or in a checkout alike)."""
     dirs = [Path(p) for p in os.environ.get(PATH_ENV, "").split(os.pathsep) if p]
-    dirs.append(Path(__file__).resolve().parents[2] / "pairlists")
+    dirs.append(PLUGIN_FILES / "pairlists")
     return [d for d in dirs if d.is_dir()]
 
 
@@ -143,7 +150,21 @@ def install() -> None:
 
 
 def _site_packages() -> Path:
+    """The site directory the package is installed in (``pip install --user`` in a Docker
+    image puts it in the user site), else this environment's (an editable checkout)."""
+    here = Path(__file__).resolve().parents[2]
+    sites = [*site.getsitepackages(), site.getusersitepackages()]
+    if any(here == Path(s).resolve() for s in sites if Path(s).is_dir()):
+        return here
     return Path(sysconfig.get_paths()["purelib"])
+
+
+def register() -> str:
+    """Write the ``.pth`` hook into this environment's site-packages; say where."""
+    pth = _site_packages() / PTH_NAME
+    pth.write_text(PTH_LINE)
+    return (f"registered {', '.join(PAIRLISTS)} for freqtrade {FREQTRADE_VERSION} ({pth}); "
+            f"pairlist directories: {[str(d) for d in pairlist_dirs()]}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -156,9 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     pth = _site_packages() / PTH_NAME
     if args.action == "install":
-        pth.write_text(PTH_LINE)
-        print(f"statarb: registered {', '.join(PAIRLISTS)} for freqtrade {FREQTRADE_VERSION} "
-              f"({pth}); pairlist directories: {[str(d) for d in pairlist_dirs()]}")
+        print(f"statarb: {register()}")
     elif args.action == "remove":
         pth.unlink(missing_ok=True)
         print(f"statarb: removed {pth}")

@@ -3,7 +3,7 @@
 Why through Freqtrade: the result layout (the ``.last_result.json`` pointer, the zip
 members, the trade columns, the joblib-pickled signal candles) is Freqtrade's and changes
 between releases; its loaders are the reference for what a result holds. This module is
-the only place that imports them, so :mod:`statarb.report` stays plain pandas.
+the only place that imports them, so :mod:`statarb.tools.report` stays plain pandas.
 """
 
 from __future__ import annotations

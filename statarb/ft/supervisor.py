@@ -3,10 +3,10 @@
 Why one mechanism: faults come in many shapes (a refused or lost second order, a partial
 fill, a liquidation, a trim on the exchange's website, a crash at any instant, a manual
 exit from FreqUI or Telegram), but each leaves the same kind of difference between what a
-couple must hold (its ledger, :mod:`statarb.ledger`) and what the exchange holds. Every
+couple must hold (its ledger, :mod:`statarb.core.ledger`) and what the exchange holds. Every
 loop, and at start-up, :meth:`LegSupervisor.check` builds each couple's
-:class:`~statarb.legs.LegView` from the exchange's positions and the open trades, asks
-the pure :func:`statarb.legs.reconcile_couple` what to do, and does it through
+:class:`~statarb.core.legs.LegView` from the exchange's positions and the open trades, asks
+the pure :func:`statarb.core.legs.reconcile_couple` what to do, and does it through
 Freqtrade's own paths: an exit (``custom_exit``), a top-up or a partial exit
 (``adjust_trade_position``), an adoption of an unrecorded fill (:mod:`statarb.ft.adopt`),
 or a reduce-only close of a position no trade owns. A position on one of the bot's pairs
@@ -36,13 +36,9 @@ from typing import Any
 
 from freqtrade.persistence import Trade
 
-from statarb import messages
-from statarb.ft import FREQTRADE_VERSION, ledger_store
-from statarb.ft.adopt import adopt_entry
-from statarb.ft.exchange import cancel_order, close_position, entry_orders, open_positions
-from statarb.ft.records import record_reduction
-from statarb.ledger import CoupleLedger, LegTarget
-from statarb.legs import (
+from statarb.core import messages
+from statarb.core.ledger import CoupleLedger, LegTarget
+from statarb.core.legs import (
     CUSTOM_KEYS,
     CoupleRepair,
     CoupleTicket,
@@ -54,6 +50,10 @@ from statarb.legs import (
     position_surplus,
     reconcile_couple,
 )
+from statarb.ft import FREQTRADE_VERSION, ledger_store
+from statarb.ft.adopt import adopt_entry
+from statarb.ft.exchange import cancel_order, close_position, entry_orders, open_positions
+from statarb.ft.records import record_reduction
 
 __all__ = ["FREQTRADE_VERSION", "LegSupervisor"]
 

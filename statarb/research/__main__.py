@@ -32,12 +32,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from statarb.core.walkforward import align_closes
 from statarb.research.cache import FormationCache
 from statarb.research.evaluate import Workbench
 from statarb.research.fills import FILL_MODELS
 from statarb.research.sweep import choose, run_sweep
 from statarb.research.variants import VariantError, load_variants, write_variant
-from statarb.walkforward import align_closes
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_VARIANTS = ROOT / "research" / "sweep.yml"

@@ -19,7 +19,7 @@ The format holds only arrays and plain data: one ``.npz`` read with
 ``allow_pickle=False`` plus a JSON header. A cache folder may be shared (a sweep's
 workers, a copied ``user_data``), and unpickling a file from it would run whatever code
 the file names; here loading can only ever produce numbers, strings and the project's own
-:class:`~statarb.walkforward.Universe` built from them.
+:class:`~statarb.core.walkforward.Universe` built from them.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from statarb.walkforward import Formation, Universe, WalkForwardParams
+from statarb.core.walkforward import Formation, Universe, WalkForwardParams
 
 __all__ = ["CODE_ROOTS", "FormationCache", "code_fingerprint", "data_fingerprint",
            "module_closure"]
@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 #: Modules a cached formation depends on by their code: the walk-forward (which computes
 #: it; everything it imports follows) and this module (which writes and reads it).
-CODE_ROOTS = ("statarb.walkforward", __name__)
+CODE_ROOTS = ("statarb.core.walkforward", __name__)
 #: Bumped when the file layout changes in a way the source digest would not show.
 FORMAT = 1
 PACKAGE_DIR = Path(__file__).resolve().parents[1]

@@ -2,7 +2,7 @@
 
 Why: a sweep of hundreds of variants cannot start a ``freqtrade backtesting`` process per
 variant, and a fast evaluation is worth nothing unless it executes what Freqtrade would.
-This replays the core's plan (:func:`statarb.signals.build_plan`) with Freqtrade's
+This replays the core's plan (:func:`statarb.core.signals.build_plan`) with Freqtrade's
 backtest accounting, rule by rule:
 
 - **Order of a candle.** Freqtrade handles the pairs with open trades first (their exits)
@@ -12,8 +12,8 @@ backtest accounting, rule by rule:
   ``min((available + tied) / max_open_trades, available)`` with ``available =
   (start + closed profit) * tradable_balance_ratio - tied``; a numeric stake proposes
   ``min(stake, available)``. The strategy's ticket is sized by
-  :func:`statarb.capital.couple_notional` (by default two slots' worth) times the regime
-  multiplier times leverage, split by :func:`statarb.sizing.size_legs` on the exchange
+  :func:`statarb.core.capital.couple_notional` (by default two slots' worth) times the regime
+  multiplier times leverage, split by :func:`statarb.core.sizing.size_legs` on the exchange
   grid at the next candle's open; a ticket that rounds badly is skipped, a first leg is
   refused without two free slots or when both legs' margin exceeds what is available.
 - **Fills** at the open of the candle after the decision; still open at the end of the
@@ -24,7 +24,7 @@ backtest accounting, rule by rule:
   Freqtrade's ``calculate_funding_fees`` sums it.
 
 The result is a table of legs in the layout of Freqtrade's exported trades, so every
-figure comes from :mod:`statarb.report` exactly as for a Freqtrade backtest; a test
+figure comes from :mod:`statarb.tools.report` exactly as for a Freqtrade backtest; a test
 compares the trips and their P&L with a real ``freqtrade backtesting`` run.
 Not modelled: protections (the default ones never lock a leg the plan trades; the
 parity test would show it) and liquidation (the default leverage is 1).
@@ -39,13 +39,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from statarb.capital import CapitalParams, couple_notional, entry_vol
-from statarb.legs import leg_tag
-from statarb.regime import Regime
+from statarb.core.capital import CapitalParams, couple_notional, entry_vol
+from statarb.core.legs import leg_tag
+from statarb.core.regime import Regime
+from statarb.core.signals import Trip
+from statarb.core.sizing import LegLimits, size_legs
+from statarb.core.walkforward import Universe
 from statarb.research.fills import Fill, FillModel
-from statarb.signals import Trip
-from statarb.sizing import LegLimits, size_legs
-from statarb.walkforward import Universe
 
 __all__ = ["LEG_COLUMNS", "Account", "FundingBook", "simulate"]
 
@@ -181,7 +181,7 @@ def simulate(
 
     ``pair_order``: the whitelist as Freqtrade iterates it (``COIN/USDT:USDT``);
     ``limits``: per coin; ``regime``: per candle (NaN: unknown, sized as NORMAL).
-    ``capital``: the couple sizing rule (:func:`statarb.capital.couple_notional`).
+    ``capital``: the couple sizing rule (:func:`statarb.core.capital.couple_notional`).
     ``fills``: how leg orders fill (:mod:`statarb.research.fills`; default: Freqtrade's
     market fills at the next open with ``fee``); the maker model needs ``highs`` and
     ``lows`` in the layout of ``universe.opens``.

@@ -2,9 +2,10 @@
 
 Why: the research command compares variants of the strategy as a user would run it in
 Freqtrade. Everything the strategy decides comes from the same core functions the
-strategy calls (:func:`statarb.walkforward.walk_forward`, :func:`statarb.regime.market_regime`,
-:func:`statarb.signals.build_plan`); execution and costs are
-:func:`statarb.research.engine.simulate`; figures are :mod:`statarb.report`'s. Data and
+strategy calls (:func:`statarb.core.walkforward.walk_forward`,
+:func:`statarb.core.regime.market_regime`, :func:`statarb.core.signals.build_plan`);
+execution and costs are :func:`statarb.research.engine.simulate`; figures are
+:mod:`statarb.core.performance`'s. Data and
 exchange limits are read once per sweep (:class:`Workbench`) and formations once per
 selection setting (:mod:`statarb.research.cache`).
 """
@@ -22,34 +23,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from statarb.regime import Regime, market_regime
-from statarb.report import daily_return_series, portfolio_metrics
+from statarb.core.performance import daily_return_series, portfolio_metrics
+from statarb.core.policy import (
+    DEFAULT_PARAMS,
+    regime_multipliers,
+    signal_params,
+    trading_fee,
+)
+from statarb.core.regime import market_regime
+from statarb.core.settings import StrategySettings
+from statarb.core.signals import Trip, plan_trips
+from statarb.core.sizing import LegLimits
+from statarb.core.walkforward import Universe, align_closes, price_matrix, walk_forward
 from statarb.research.engine import Account, FundingBook, simulate
 from statarb.research.fills import FillModel
-from statarb.research.variants import STRATEGY_PARAMS, deep_merge
-from statarb.settings import StrategySettings
-from statarb.signals import SignalParams, Trip, plan_trips
-from statarb.sizing import LegLimits
-from statarb.walkforward import Universe, align_closes, price_matrix, walk_forward
+from statarb.research.variants import deep_merge
 
-__all__ = ["DEFAULT_PARAMS", "Outcome", "Workbench", "capital_in_use", "signal_params"]
+__all__ = ["DEFAULT_PARAMS", "Outcome", "Workbench", "capital_in_use"]
 
 HOUR = pd.Timedelta(hours=1)
 
-#: The strategy's parameter defaults (kept in step with the strategy by a test).
-DEFAULT_PARAMS: dict[str, float] = {p.name: p.default for p in STRATEGY_PARAMS}
-
-
-def signal_params(settings: StrategySettings, params: Mapping[str, float], *,
-                  max_open_trades: int, fee: float) -> SignalParams:
-    """The strategy's :meth:`signal_params` for a config and parameter values."""
-    return SignalParams(
-        entry_z=float(params["entry_z"]), exit_z=float(params["exit_z"]),
-        stop_z=float(params["stop_z"]),
-        time_stop_half_lives=float(params["time_stop_half_lives"]),
-        pair_stop=settings.pair_stop, max_open_couples=max_open_trades // 2,
-        round_trip_cost=2 * fee, min_edge_ratio=settings.min_edge_ratio,
-    )
 
 
 def capital_in_use(legs: pd.DataFrame, index: pd.DatetimeIndex, starting_balance: float,
@@ -95,8 +88,7 @@ class Workbench:
             p.split("/")[0]: leg_limits(markets[p], self.config) for p in self.pair_order
         }
         first = markets[self.pair_order[0]]
-        self.fee = float(fee if fee is not None else max(
-            float(first.get("maker") or 0.0), float(first.get("taker") or 0.0)))
+        self.fee = float(fee) if fee is not None else trading_fee(self.config, first)
         self.funding = FundingBook({p.split("/")[0]: f for p, f in funding.items()})
         # How leg orders fill (statarb.research.fills); the maker model reads the
         # candles' ranges, kept here because a worker's copy has no candles.
@@ -180,7 +172,7 @@ class Workbench:
         log_ref = np.log(ref_close.reindex(universe.index))
         regime, blocked = market_regime(log_ref, settings.regime)
         account = Account.from_config(config, settings.leverage)
-        sp = signal_params(settings, values, max_open_trades=account.max_open_trades,
+        sp = signal_params(settings, values, max_open_couples=account.max_open_trades // 2,
                            fee=self.fee)
         startup = settings.walk_forward.formation + settings.walk_forward.z_window
         # The plan's trips only (build_plan would also paint every coin's chart columns).
@@ -188,11 +180,8 @@ class Workbench:
         trips = plan_trips(universe, sp, blocked=blocked.to_numpy(),
                            tradable_from=universe.tradable_from(startup),
                            shared=frozenset({sel.reference} if sel.share_reference else ()))
-        multipliers = {Regime.LOW: 1.0, Regime.NORMAL: 1.0,
-                       Regime.HIGH: float(values["regime_high_mult"]),
-                       Regime.EXTREME: float(values["regime_extreme_mult"])}
         legs = simulate(universe, trips, regime=regime.to_numpy(),
-                        multipliers=multipliers, limits=self.limits,
+                        multipliers=regime_multipliers(values), limits=self.limits,
                         pair_order=self.pair_order, account=account, fee=self.fee,
                         funding=self.funding, capital=settings.capital, fills=self.fills,
                         highs=self.ranges[0] if self.ranges else None,

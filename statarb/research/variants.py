@@ -2,9 +2,9 @@
 
 Why: a variant that looks good in research is only worth something if Freqtrade runs
 exactly that variant. So a variant is nothing but what Freqtrade reads: a ``statarb``
-config section (checked by the same :class:`~statarb.settings.StrategySettings` the
+config section (checked by the same :class:`~statarb.core.settings.StrategySettings` the
 strategy builds) and the strategy's hyperoptable parameters (checked by the same
-:class:`~statarb.signals.SignalParams`), written out as a ``--config`` overlay and the
+:class:`~statarb.core.signals.SignalParams`), written out as a ``--config`` overlay and the
 strategy's parameter file. Nothing is silently dropped or changed on the way: unknown keys,
 values Freqtrade would round, settings the strategy would refuse at start-up and repeated
 points are errors, and every error names the variant and the bad key or value. A repeated
@@ -40,13 +40,12 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from statarb.params import reject_unknown
-from statarb.settings import StrategySettings
-from statarb.signals import SignalParams
+from statarb.core.params import reject_unknown
+from statarb.core.policy import STRATEGY_PARAMS
+from statarb.core.settings import StrategySettings
+from statarb.core.signals import SignalParams
 
 __all__ = [
-    "STRATEGY_PARAMS",
-    "StrategyParam",
     "Variant",
     "VariantError",
     "deep_merge",
@@ -68,28 +67,6 @@ class VariantError(ValueError):
     """A sweep file or variant that cannot be run as written; the message names the cause."""
 
 
-@dataclass(frozen=True)
-class StrategyParam:
-    """One hyperoptable ``DecimalParameter`` of ``strategies/CointPairsStrategy.py``."""
-
-    name: str
-    space: str
-    default: float
-    low: float
-    high: float
-    decimals: int
-
-
-# Kept in step with the strategy by tests/test_variants.py (which parses the strategy file:
-# importing it here would import Freqtrade).
-STRATEGY_PARAMS: tuple[StrategyParam, ...] = (
-    StrategyParam("entry_z", "buy", 2.0, 1.5, 3.0, 1),
-    StrategyParam("regime_high_mult", "buy", 0.5, 0.25, 1.0, 2),
-    StrategyParam("regime_extreme_mult", "buy", 0.25, 0.05, 0.5, 2),
-    StrategyParam("exit_z", "sell", 0.0, -0.5, 1.0, 1),
-    StrategyParam("stop_z", "sell", 4.0, 3.0, 5.0, 1),
-    StrategyParam("time_stop_half_lives", "sell", 3.0, 1.0, 6.0, 1),
-)
 _PARAMS = {p.name: p for p in STRATEGY_PARAMS}
 
 

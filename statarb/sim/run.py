@@ -22,10 +22,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from statarb.sim.cli import add_data_arguments, check_data_arguments, clock_from_arguments
-from statarb.sim.market_data import REPO_ROOT, MarketData
+from statarb.sim.market_data import MarketData
 from statarb.sim.server import SimServer
 
-DEFAULT_OVERLAY = REPO_ROOT / "config.offline.json"
+DEFAULT_OVERLAY = Path(__file__).resolve().parent / "config.offline.json"
 LOOPBACK = ("127.0.0.1", "localhost")
 
 

@@ -3,7 +3,7 @@
 The rules are pure functions of one candle's values (``entry_side``, ``exit_reason``,
 ``edge_ok``, ``couple_pnl``) so the backtest plan and a live bot decide the same way.
 
-:func:`plan_trips` runs the rules candle by candle over a :class:`~statarb.walkforward.
+:func:`plan_trips` runs the rules candle by candle over a :class:`~statarb.core.walkforward.
 Universe`: which couples open and close, respecting "a coin is in at most one open couple"
 and the open-couple limit. A decision at candle row ``t`` uses values up to and including
 ``t`` (the candle has closed); the orders fill at the open of ``t + 1``, which is how
@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from statarb.params import reject_unknown
-from statarb.walkforward import Universe, held_series
+from statarb.core.params import reject_unknown
+from statarb.core.walkforward import Universe, held_series
 
 __all__ = [
     "EXIT_REASONS",
@@ -438,7 +438,7 @@ def build_plan(
     open_couples: int = 0,
     tradable_from: dict[str, int] | None = None,
 ) -> Plan:
-    from statarb.legs import leg_tag, x_is_long  # legs imports nothing from here
+    from statarb.core.legs import leg_tag, x_is_long  # legs imports nothing from here
 
     trips = plan_trips(universe, p, blocked=blocked, start_row=start_row, busy=busy,
                        open_couples=open_couples, tradable_from=tradable_from)

@@ -2,7 +2,7 @@
 
 A Freqtrade pairlist filter (place it after a generator such as StaticPairList or
 VolumePairList) over the package's one selection function,
-:func:`statarb.selection.choose_couples`: on each refresh it fetches ``lookback_days`` of
+:func:`statarb.core.selection.choose_couples`: on each refresh it fetches ``lookback_days`` of
 candles for the incoming pairs, runs the Engle-Granger selection and keeps the coins of the
 chosen couples, best couple first. Coins with open trades stay whitelisted until they are
 closed. The selection is published in process for the strategy and as
@@ -27,11 +27,11 @@ from freqtrade.exchange.exchange_types import Tickers
 from freqtrade.persistence import Trade
 from freqtrade.plugins.pairlist.IPairList import IPairList, PairlistParameter, SupportsBacktesting
 
+from statarb.core.hedge import HEDGES
+from statarb.core.panel import build_log_panel
+from statarb.core.published import FILE_NAME, Selection, publish, read
+from statarb.core.selection import SelectionParams, choose_couples, history_length
 from statarb.ft.runmode import run_mode
-from statarb.hedge import HEDGES
-from statarb.panel import build_log_panel
-from statarb.published import FILE_NAME, Selection, publish, read
-from statarb.selection import SelectionParams, choose_couples, history_length
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +77,7 @@ class CointegrationFilter(IPairList):
                 f"{self.name}: refresh_period={self._refresh_period} must be >= 0 seconds"
             )
         try:
-            given = {k: cfg[k] for k in SELECTION_KEYS if k in cfg}
-            self._params = SelectionParams.from_dict(given)
+            self._params = SelectionParams.from_dict(self._selection_config(cfg))
         except (ValueError, TypeError) as exc:
             raise OperationalException(f"{self.name}: {exc}") from exc
         # Selection stability looks back stable_of - 1 refreshes before the formation.
@@ -101,6 +100,23 @@ class CointegrationFilter(IPairList):
              "params": asdict(self._params)}, sort_keys=True, default=str,
         )
         self._resume()
+
+    def _selection_config(self, cfg: dict[str, Any]) -> dict[str, Any]:
+        """The selection settings: the config's ``statarb.selection``, the one place the
+        strategy's walk-forward reads too. A selection key written in this pairlist's
+        entry as well is accepted only with the same value, so the pairlist and the
+        strategy can never choose couples differently."""
+        section = dict(((self._config.get("statarb") or {}).get("selection")) or {})
+        given = {k: cfg[k] for k in SELECTION_KEYS if k in cfg}
+        clash = {k: (v, section[k]) for k, v in given.items() if k in section
+                 and section[k] != v}
+        if clash:
+            named = ", ".join(f"{k}={a!r} here but statarb.selection.{k}={b!r}"
+                              for k, (a, b) in sorted(clash.items()))
+            raise OperationalException(
+                f"{self.name}: {named}; set the selection once, in statarb.selection"
+            )
+        return {**section, **given}
 
     def _resume(self) -> None:
         """After a restart, continue with the selection this filter published before, when

@@ -2,14 +2,14 @@
 
 Why: the walk-forward tests every couple again at each re-formation, and consecutive
 formation windows share all but ``reform_every`` candles. The batch engine
-(:func:`statarb.cointegration.engle_granger`) spends its O(N) work per window on
+(:func:`statarb.core.cointegration.engle_granger`) spends its O(N) work per window on
 coin-level sums (the covariance of log prices for the OLS step, and the lagged
 cross-products of the coins' differenced log prices, and of levels with differences, that
 every couple's ADF Gram matrices are combined from). Each of those is a sum over the
 window's candles, so it slides: add the terms of the candles that enter, subtract those
 of the candles that leave. A slide of s candles costs about 4 (K+1) s k^2 flops, against
 2 (K+2) N k^2 for the batch products (N = 1439, s = 24: 30x less), and leaves the
-per-couple step (:func:`statarb.adf_kernel.couple_adf`) exactly as the batch engine runs
+per-couple step (:func:`statarb.core.adf_kernel.couple_adf`) exactly as the batch engine runs
 it.
 
 How the sums are kept exact:
@@ -39,7 +39,7 @@ or not, counts in the family and never in the ranks that decide (the adjusted p-
 a couple at or under the threshold is a minimum over couples at or under it). Most couples
 of a broad universe are unrelated, so this skips close to half the per-couple work; the
 chosen couples are then retested from the window alone
-(:func:`statarb.selection.choose_couples`).
+(:func:`statarb.core.selection.choose_couples`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from collections import OrderedDict
 import numpy as np
 import pandas as pd
 
-from statarb.cointegration import (
+from statarb.core.cointegration import (
     _ordered_couples,
     _PanelSums,
     _table,
@@ -68,7 +68,7 @@ class SlidingScan:
     ``log_prices`` (candles, coins) holds the whole panel, NaN where a coin has no price;
     ``coins`` names its columns. Call :meth:`results` with windows in time order (any
     order works, but a jump backwards or of more than a window rebuilds the sums).
-    Instances are also :data:`statarb.selection.Scan` callables: given a window's rows of
+    Instances are also :data:`statarb.core.selection.Scan` callables: given a window's rows of
     the panel as a frame whose index is the panel's row numbers, they return that
     window's table. ``prune``: a p-value threshold; each couple's second orientation is
     tested only where its first one's p-value is at or under it (module docstring).
@@ -207,7 +207,7 @@ class SlidingScan:
         return [c for c, good in zip(self.coins, ok, strict=True) if good]
 
     def results(self, end: int, members: list[str] | None = None) -> pd.DataFrame:
-        """The :func:`statarb.cointegration.engle_granger` table (crossings uncounted,
+        """The :func:`statarb.core.cointegration.engle_granger` table (crossings uncounted,
         -1) of the window of candles ``end - window .. end - 1`` for the couples of
         ``members`` (default: every coin complete in the window).
 
@@ -271,7 +271,7 @@ class SlidingScan:
 
     def __call__(self, window: pd.DataFrame) -> pd.DataFrame:
         """The table of ``window``: rows ``lo .. end-1`` of the panel (its index), the
-        coins its columns. What :func:`statarb.selection.choose_couples` calls."""
+        coins its columns. What :func:`statarb.core.selection.choose_couples` calls."""
         index = window.index
         if len(index) != self.window or not isinstance(index, pd.RangeIndex) or (
                 index.step != 1):

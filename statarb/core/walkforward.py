@@ -2,7 +2,7 @@
 
 Why: a couple chosen with data from the period it is traded in is chosen with hindsight.
 Here every re-formation time ``T`` (every ``reform_hours``) calls the one selection
-function (:func:`statarb.selection.choose_couples`) on the ``formation_hours`` candles
+function (:func:`statarb.core.selection.choose_couples`) on the ``formation_hours`` candles
 *before* ``T``, and the chosen couples are traded from the candle dated ``T`` until the
 next re-formation. A couple still open at the next re-formation keeps its hedge ratio
 until it exits, so each formation also carries the couple's z-score for a ``horizon``
@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from statarb.hedge import KalmanStart, has_kalman_state, kalman_filter
-from statarb.selection import SelectionParams, choose_couples, history_length
-from statarb.sliding import SlidingScan
+from statarb.core.hedge import KalmanStart, has_kalman_state, kalman_filter
+from statarb.core.selection import SelectionParams, choose_couples, history_length
+from statarb.core.sliding import SlidingScan
 
 __all__ = [
     "Formation", "Universe", "WalkForwardParams", "align_closes", "from_couples", "full_window",
@@ -190,7 +190,7 @@ def _window_z(
 ) -> tuple[np.ndarray, np.ndarray]:
     """z-score and std (ddof 1) of the last value of ``log y - beta_t log x`` over each
     window of ``window`` candles ending at t, the ratio of t applied to the whole window
-    (:func:`statarb.signals.latest_zscore` at every t). ``log_y``/``log_x`` hold
+    (:func:`statarb.core.signals.latest_zscore` at every t). ``log_y``/``log_x`` hold
     ``window - 1`` candles before the first t; ``beta`` has one value per t."""
     wy = sliding_window_view(log_y, window)
     wx = sliding_window_view(log_x, window)
@@ -312,8 +312,8 @@ def walk_forward(
     plan's business (:meth:`Universe.tradable_from`).
 
     ``engine``: ``"sliding"`` (default) slides the Engle-Granger sums from one formation
-    window to the next (:class:`statarb.sliding.SlidingScan`); ``"batch"`` tests every
-    window from scratch (:func:`statarb.cointegration.engle_granger`). Same couples, same
+    window to the next (:class:`statarb.core.sliding.SlidingScan`); ``"batch"`` tests every
+    window from scratch (:func:`statarb.core.cointegration.engle_granger`). Same couples, same
     statistics to rounding; the batch engine is there to check and time the other.
     """
     if engine not in ENGINES:
@@ -459,7 +459,7 @@ def from_couples(
 
     Live, the couples come from the pairlist's published selection rather than from a
     walk-forward over history; this gives them the same causal spread and z-score.
-    Kalman-hedged couples (:func:`statarb.hedge.has_kalman_state`) need
+    Kalman-hedged couples (:func:`statarb.core.hedge.has_kalman_state`) need
     ``filter_from``, the row of the first candle after their formation window: their
     filter runs from there, as the walk-forward's does.
     """

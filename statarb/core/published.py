@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from statarb.hedge import KALMAN_COLUMNS, has_kalman_state
+from statarb.core.hedge import KALMAN_COLUMNS, has_kalman_state
 
 __all__ = ["Couple", "Selection", "latest", "publish", "read"]
 
@@ -40,7 +40,7 @@ class Couple:
     pvalue: float
     pvalue_adj: float
     tstat: float
-    # The Kalman hedge's filter state at the formation's end (statarb.hedge.KALMAN_COLUMNS),
+    # The Kalman hedge's filter state at the formation's end (statarb.core.hedge.KALMAN_COLUMNS),
     # None for a fixed ratio: a running bot filters on from there, as the backtest does.
     kalman: dict[str, float] | None = None
 
@@ -72,7 +72,7 @@ class Selection:
 
     def couples_frame(self, coins: Collection[str], candle_hours: float) -> pd.DataFrame:
         """The couples whose coins are both in ``coins``, as the core's couple table
-        (:func:`statarb.walkforward.from_couples`): coin names, half-life in candles, and
+        (:func:`statarb.core.walkforward.from_couples`): coin names, half-life in candles, and
         the Kalman state columns when the couples were chosen with the Kalman hedge."""
         chosen = [c for c in self.couples
                   if c.y.split("/")[0] in coins and c.x.split("/")[0] in coins]
@@ -121,7 +121,7 @@ class Selection:
         skipped: dict[str, str] | None = None, inputs: tuple[str, ...] = (),
         settings: str = "",
     ) -> Selection:
-        """From :func:`statarb.selection.select_couples` output (coin names -> pairs)."""
+        """From :func:`statarb.core.selection.select_couples` output (coin names -> pairs)."""
         kalman = has_kalman_state(chosen)
         couples = tuple(
             Couple(

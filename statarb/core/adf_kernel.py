@@ -12,8 +12,8 @@ table lives in a few KB of cache and the work is the arithmetic. The kernel rele
 GIL, so the engine runs chunks of couples in parallel threads with no numba threading
 layer (nothing to configure, nothing unsafe about being called from several threads).
 
-The algebra is the one documented in :mod:`statarb.cointegration` (and its per-couple
-reference path, :func:`statarb.cointegration._engle_granger_reference`, which the parity
+The algebra is the one documented in :mod:`statarb.core.cointegration` (and its per-couple
+reference path, :func:`statarb.core.cointegration._engle_granger_reference`, which the parity
 tests hold this kernel to).
 """
 

@@ -9,7 +9,7 @@ Freqtrade's wallet reports at the entry (free stake, total stake, free slots) an
 (:mod:`statarb.ft.entries`) and the research engine (:mod:`statarb.research.engine`) both
 call :func:`couple_notional`, so they cannot size differently.
 
-Sizing modes (``statarb.capital.sizing``):
+Sizing modes (``statarb.core.capital.sizing``):
 
 - ``slots`` (default): two of Freqtrade's proposed stakes, as a pair of ordinary trades
   would get.
@@ -23,7 +23,7 @@ Sizing modes (``statarb.capital.sizing``):
 
 Every mode is then scaled by the volatility-regime multiplier and the leverage. Margin
 and Freqtrade's stake rules still apply after: the legs are split on the exchange's
-grid by :func:`statarb.sizing.size_legs`, and Freqtrade clamps each stake to what the
+grid by :func:`statarb.core.sizing.size_legs`, and Freqtrade clamps each stake to what the
 wallet and the market allow.
 """
 
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from statarb.params import reject_unknown
+from statarb.core.params import reject_unknown
 
 __all__ = ["SIZING_MODES", "CapitalParams", "couple_margin", "couple_notional",
            "entry_vol", "spread_daily_vol"]
@@ -46,7 +46,7 @@ SIZING_MODES = ("slots", "free_share", "target_vol")
 
 @dataclass(frozen=True)
 class CapitalParams:
-    """The ``statarb.capital`` config section (see the module for the modes)."""
+    """The ``statarb.core.capital`` config section (see the module for the modes)."""
 
     sizing: str = "slots"
     max_couple_fraction: float = 0.5

@@ -9,7 +9,7 @@ When the operator has not exported them, ``make dry-run`` sources a file written
 once: random values, mode 0600, under ``user_data/`` (git ignored), so a fresh clone never
 runs with a known password.
 
-    python -m statarb.credentials user_data/.api_credentials.env
+    python -m statarb.tools.credentials user_data/.api_credentials.env
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def ensure_file(path: Path) -> bool:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m statarb.credentials FILE", file=sys.stderr)
+        print("usage: python -m statarb.tools.credentials FILE", file=sys.stderr)
         return 2
     path = Path(args[0])
     if ensure_file(path):

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m statarb.scan --datadir ../shared/data/binance --out user_data/scan \\
+    python -m statarb.tools.scan --datadir ../shared/data/binance --out user_data/scan \\
         [--days 60 | --timerange 20250601-20250801] [--coins BTC,ETH,...]
 
 It runs the same selection as the strategy and the pairlist on one formation window and
@@ -27,9 +27,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from statarb.cointegration import RESULT_COLUMNS, engle_granger
-from statarb.panel import PanelError, WindowPanel, build_log_panel
-from statarb.selection import SelectionParams, screen_couples
+from statarb.core.cointegration import RESULT_COLUMNS, engle_granger
+from statarb.core.panel import PanelError, WindowPanel, build_log_panel
+from statarb.core.selection import SelectionParams, screen_couples
 
 EXIT_BAD_INPUT = 2
 QUOTE = "/USDT:USDT"
@@ -42,7 +42,7 @@ class ScanError(Exception):
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     defaults = SelectionParams()
     p = argparse.ArgumentParser(
-        prog="python -m statarb.scan",
+        prog="python -m statarb.tools.scan",
         description="Engle-Granger scan of every couple in a Freqtrade datadir (futures).",
     )
     p.add_argument("--datadir", type=Path, required=True, help="Freqtrade datadir (has futures/)")
@@ -244,7 +244,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         how="left",
     )
     table["traded_orientation"] = table["reason"].notna()
-    # Columns documented in statarb.cointegration.RESULT_COLUMNS come first.
+    # Columns documented in statarb.core.cointegration.RESULT_COLUMNS come first.
     table = table[[*RESULT_COLUMNS, *[c for c in table.columns if c not in RESULT_COLUMNS]]]
     table.sort_values(["tstat"], kind="stable").to_csv(
         args.out / "cointegration_results.csv", index=False
@@ -252,7 +252,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     generated = datetime.now(UTC).isoformat(timespec="seconds")
     doc: dict[str, Any] = {
         "generated_at": generated,
-        "generator": "statarb.scan",
+        "generator": "statarb.tools.scan",
         "timeframe": args.timeframe,
         "formation": {
             "start": panel.start.isoformat(),
@@ -276,7 +276,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     }
     (args.out / "pairs_config.json").write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     if not args.no_plots:
-        from statarb.plots import write_couple_charts
+        from statarb.tools.plots import write_couple_charts
 
         write_couple_charts(
             panel.log_prices, chosen, args.out / "plots", entry_z=args.entry_z, stop_z=args.stop_z

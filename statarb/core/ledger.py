@@ -6,7 +6,7 @@ needs. The ledger is the third, authoritative record: for each couple, each leg'
 side and target amount. It is written *before* an order is sent (so a position the
 exchange holds after a crash is always one the ledger expects), updated when the bot
 resizes the couple on purpose (a partial first fill, a trim) and removed when the couple
-is flat. :func:`statarb.legs.reconcile_couple` compares it with exchange truth every loop.
+is flat. :func:`statarb.core.legs.reconcile_couple` compares it with exchange truth every loop.
 
 The ledger is plain data with a compact JSON form; where it is stored (Freqtrade's trade
 database) is :mod:`statarb.ft.ledger_store`'s business.

@@ -411,7 +411,7 @@ def reconcile_couple(
 ) -> list[CoupleRepair]:
     """What to do so that a couple holds both legs at their targets, or nothing.
 
-    ``ledger`` is the couple's :class:`statarb.ledger.CoupleLedger` (targets), ``views``
+    ``ledger`` is the couple's :class:`statarb.core.ledger.CoupleLedger` (targets), ``views``
     the legs as they are (``"y"``, ``"x"``). A couple whose exit has begun (stage
     ``exiting``, whatever started it) has targets of zero: every rule below then closes
     what is held, whatever a partial fill, a cancelled order or a restart left. The rules,

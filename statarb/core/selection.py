@@ -27,16 +27,16 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
-from statarb.cointegration import RESULT_COLUMNS, count_crossings, engle_granger
-from statarb.hedge import HEDGES, with_hedge
-from statarb.params import reject_unknown
+from statarb.core.cointegration import RESULT_COLUMNS, count_crossings, engle_granger
+from statarb.core.hedge import HEDGES, with_hedge
+from statarb.core.params import reject_unknown
 
 __all__ = ["Scan", "SelectionParams", "choose_couples", "screen_couples", "select_couples"]
 
 #: How a formation window is tested: a log-price window (one column per coin) to the
-#: :func:`statarb.cointegration.engle_granger` table of its couples, crossings uncounted
+#: :func:`statarb.core.cointegration.engle_granger` table of its couples, crossings uncounted
 #: or counted. The walk-forward passes one that slides its sums from the previous window
-#: (:class:`statarb.sliding.SlidingScan`).
+#: (:class:`statarb.core.sliding.SlidingScan`).
 Scan = Callable[[pd.DataFrame], pd.DataFrame]
 
 CORRECTIONS = ("bh", "none")
@@ -143,7 +143,7 @@ def screen_couples(
 ) -> pd.DataFrame:
     """One row per unordered couple, in its traded orientation, with every filter's verdict.
 
-    ``results`` is the output of :func:`statarb.cointegration.engle_granger`. Added columns:
+    ``results`` is the output of :func:`statarb.core.cointegration.engle_granger`. Added columns:
     ``pvalue_other`` (the reverse orientation's p-value), ``pvalue_couple`` (the p-value
     the couple is judged on), ``pvalue_adj`` (after the correction), ``half_life_hours``,
     the boolean filters ``ok_pvalue``, ``ok_half_life``, ``ok_corr``, ``ok_crossings``,
@@ -296,10 +296,10 @@ def choose_couples(
     the latest included. A couple that was found once by chance rarely passes again; one
     that is really cointegrated does.
 
-    ``scan`` tests each window (default: :func:`statarb.cointegration.engle_granger`
+    ``scan`` tests each window (default: :func:`statarb.core.cointegration.engle_granger`
     with this ``maxlag``); it is given the window's rows of ``log_prices``, index
     included, and must return the same table. With a scan of its own, the chosen
-    couples' statistics (:data:`statarb.cointegration.RESULT_COLUMNS`) are then
+    couples' statistics (:data:`statarb.core.cointegration.RESULT_COLUMNS`) are then
     recomputed by ``engle_granger`` from the window alone: a scan that slides its sums
     from earlier windows agrees with it to rounding, and the couples' hedge ratios, and so
     their spreads and z-scores, must not depend on where the data started (Freqtrade's
@@ -353,7 +353,7 @@ def _retested(
     chosen: pd.DataFrame, window: pd.DataFrame, maxlag: int | None, candle_hours: float
 ) -> pd.DataFrame:
     """``chosen`` with its Engle-Granger statistics recomputed on ``window`` alone, by one
-    :func:`statarb.cointegration.engle_granger` call on the chosen couples' coins."""
+    :func:`statarb.core.cointegration.engle_granger` call on the chosen couples' coins."""
     if chosen.empty:
         return chosen
     coins = list(dict.fromkeys([*chosen["y"], *chosen["x"]]))

@@ -5,10 +5,10 @@ one position in two trades, and what an operator asks of it - both legs, the hed
 where the z-score was at entry and where it is now, and the P&L of the two legs together -
 is spread over two trades and their custom data. Grouping the legs and wording the reply
 are pure functions of plain data here (tested without Freqtrade, like
-:mod:`statarb.messages`); :mod:`statarb.ft.couples_command` feeds them from a running bot.
+:mod:`statarb.core.messages`); :mod:`statarb.ft.couples_command` feeds them from a running bot.
 
 Legs are grouped by the ``couple_id`` in each trade's custom data (keys in
-:data:`statarb.legs.CUSTOM_KEYS`), never by ``enter_tag``: the tag is a label for
+:data:`statarb.core.legs.CUSTOM_KEYS`), never by ``enter_tag``: the tag is a label for
 Freqtrade's reports and its format changes between versions. A trade without usable
 custom data (a manual force entry, a leg whose partner is gone, a record from a crash) is
 shown as an *unpaired leg* with the reason, never raised.
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from statarb.legs import coin
+from statarb.core.legs import coin
 
 __all__ = [
     "COUPLES_HELP",
@@ -154,7 +154,7 @@ class SelectionView:
 
     @classmethod
     def from_selection(cls, selection: Any) -> SelectionView:
-        """From a :class:`statarb.published.Selection` (duck-typed: no pandas import)."""
+        """From a :class:`statarb.core.published.Selection` (duck-typed: no pandas import)."""
         return cls(
             couples=tuple(
                 SelectedCouple(c.name, c.y, c.x, float(c.beta), float(c.half_life_hours),

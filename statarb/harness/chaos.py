@@ -27,8 +27,8 @@ bot's view is exactly what a fault can corrupt. A scenario passes when
 A scenario the strategy cannot handle reports FAIL with the measured numbers; the bounds are
 never loosened to make one pass.
 
-    python -m statarb.chaos                 # every scenario
-    python -m statarb.chaos --only ghost_order_second_leg --only forceexit_one_leg
+    python -m statarb.harness.chaos                 # every scenario
+    python -m statarb.harness.chaos --only ghost_order_second_leg --only forceexit_one_leg
 """
 
 from __future__ import annotations
@@ -52,12 +52,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from statarb.credentials import credentials
-from statarb.messages import SUPERVISION_STARTED
-from statarb.offline import free_port, offline_env, replay_start, shifted_clock, stop_process
+from statarb.core.messages import SUPERVISION_STARTED
+from statarb.harness.offline import (
+    free_port,
+    offline_env,
+    replay_start,
+    shifted_clock,
+    stop_process,
+)
 from statarb.sim import DEFAULT_DATADIR, DEFAULT_MARKETS, REPO_ROOT, SimServer
 from statarb.sim.journal import Entry, naked_intervals
 from statarb.sim.run import DEFAULT_OVERLAY, write_overlay
+from statarb.tools.credentials import credentials
 
 THROTTLE_S = 2
 """``process_throttle_secs`` of every run: one bot loop."""
@@ -830,7 +836,7 @@ def partner_close_refused(workdir: Path | None = None) -> ScenarioResult:
     """``/forceexit`` of y; the exchange refuses the partner's close twice (-1001): the
     bot retries with backoff until x is closed. Its bound adds the refusals' span and the
     backoff after the last one."""
-    from statarb.legs import backoff
+    from statarb.core.legs import backoff
 
     def act(run: LiveRun) -> list[str]:
         run.wait_both_open()
@@ -862,9 +868,9 @@ def close_keeps_failing(workdir: Path | None = None) -> ScenarioResult:
     exchange accepts, then resume entries.
 
     Its bound adds what the refusals cost by design: their span plus the backoff the bot
-    waits after the last one before trying again (:func:`statarb.legs.backoff`).
+    waits after the last one before trying again (:func:`statarb.core.legs.backoff`).
     """
-    from statarb.legs import backoff
+    from statarb.core.legs import backoff
 
     def arm(run: LiveRun) -> None:
         run.extra_config = {"statarb": {"live": {"max_close_attempts": CLOSE_REFUSALS}}}
@@ -1074,7 +1080,7 @@ def render(results: Sequence[ScenarioResult]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m statarb.chaos", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m statarb.harness.chaos", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", action="append", choices=list(SCENARIOS), metavar="NAME",
                         help="run only this scenario (repeatable); one of: "

@@ -12,11 +12,11 @@ from typing import Any
 
 import pandas as pd
 
-from statarb.capital import CapitalParams
-from statarb.params import reject_unknown
-from statarb.regime import RegimeParams
-from statarb.selection import SelectionParams
-from statarb.walkforward import WalkForwardParams
+from statarb.core.capital import CapitalParams
+from statarb.core.params import reject_unknown
+from statarb.core.regime import RegimeParams
+from statarb.core.selection import SelectionParams
+from statarb.core.walkforward import WalkForwardParams
 
 __all__ = ["LiveParams", "StrategySettings"]
 
@@ -76,7 +76,7 @@ class StrategySettings:
     ``formation_cache``: keep a backtest's walk-forward formations in
     ``user_data/statarb_cache`` (:mod:`statarb.research.cache`), so a second backtest,
     hyperopt or research sweep on the same data and settings does not recompute them.
-    ``capital``: how much a couple entry gets (:mod:`statarb.capital`).
+    ``capital``: how much a couple entry gets (:mod:`statarb.core.capital`).
     """
 
     selection: SelectionParams

@@ -46,7 +46,7 @@ import pandas as pd
 from scipy.stats import norm
 from statsmodels.tsa import adfvalues
 
-from statarb.adf_kernel import AUTOLAG_CODES, couple_adf
+from statarb.core.adf_kernel import AUTOLAG_CODES, couple_adf
 
 __all__ = [
     "RESULT_COLUMNS", "count_crossings", "default_maxlag", "engle_granger", "mackinnon_pvalue",
@@ -286,7 +286,7 @@ def _adf_autolag(
 @dataclass(frozen=True)
 class _PanelSums:
     """Coin-level lagged cross-products that every couple's full sums are combined from,
-    laid out for :func:`statarb.adf_kernel.couple_adf` (a couple's K+1 numbers contiguous).
+    laid out for :func:`statarb.core.adf_kernel.couple_adf` (a couple's K+1 numbers contiguous).
 
     With P the centred log prices (T, k), dP their differences (N = T-1 rows), K = maxlag
     and ``A_ij[h] = sum over u in [h, N-1] of dP_i[u] dP_j[u-h]``:
@@ -491,7 +491,7 @@ def _table(
     rows left untested have NaN statistics and ``lag`` -1. For a selection that judges a
     couple on the larger p-value of its two orientations with a threshold at most
     ``prune``, nothing left untested could change a verdict (see
-    :class:`statarb.sliding.SlidingScan`); it halves the work on a universe of mostly
+    :class:`statarb.core.sliding.SlidingScan`); it halves the work on a universe of mostly
     unrelated coins.
     """
     if chunk_size < 1:
