@@ -8,6 +8,7 @@ attempt to reach a real host fails.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -62,3 +63,20 @@ def test_offline_backtest_with_the_project_config(tmp_path: Path) -> None:
     # Funding is charged from the shared funding/mark data on futures trades.
     assert any(abs(t.get("funding_fees", 0.0)) > 0 for t in trades)
     assert strat["backtest_start"].startswith("2025-01")
+
+
+def test_make_backtest_as_written() -> None:
+    """The README's main job, ``make backtest``, exactly as a user types it: the default
+    strategy over the whole shared data, every leg with its partner."""
+    require_shared()
+    proc = subprocess.run(["make", "backtest"], cwd=REPO, env=offline_env(COLUMNS="250"),
+                          capture_output=True, text=True, timeout=1200)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-6000:]
+    assert " - ERROR - " not in output and "No data found" not in output, output[-6000:]
+    summary = re.search(r"│\s*CointPairsStrategy\s*│\s*(\d+)\s*│", output)
+    assert summary, output[-6000:]
+    legs = int(summary.group(1))
+    assert legs >= 100 and legs % 2 == 0, legs
+    tags = re.findall(r"│\s*(\w+~\w+@[\dT:-]+)\s*│\s*(\d+)\s*│", output)
+    assert tags and all(int(n) % 2 == 0 for _, n in tags), tags[:10]

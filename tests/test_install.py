@@ -120,8 +120,8 @@ def test_a_user_installs_the_wheel_into_their_own_freqtrade(
         [str(bot / ".venv/bin/python"), "-c", "import statarb; print(statarb.__file__)"],
         capture_output=True, text=True, env=env, check=True).stdout
     assert str(bot / ".venv") in site and str(REPO) not in site
-    assert re.search(r"CointPairsStrategy\s*\|\s*CointPairsStrategy\.py\s*\|\s*OK", install), (
-        install)
+    listed = r"CointPairsStrategy\s*[│|]\s*CointPairsStrategy\.py\s*[│|]\s*OK"
+    assert re.search(listed, install), install
     config = json.loads((bot / "user_data" / "config.json").read_text())
     assert "statarb" in config and "strategy_path" not in config
     assert config["add_config_files"] == ["config.simulator.json"]

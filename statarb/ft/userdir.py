@@ -63,17 +63,8 @@ def simulator_config(port: int) -> dict[str, Any]:
     return config
 
 
-def _write(path: Path, text: str, force: bool) -> str:
-    if path.exists() and path.read_text(encoding="utf-8") != text and not force:
-        raise SetupError(
-            f"{path} exists and differs from what statarb-setup writes; "
-            "keep it (remove it first) or pass --force to overwrite it"
-        )
-    state = "unchanged" if path.exists() and path.read_text(encoding="utf-8") == text else (
-        "wrote"
-    )
-    path.write_text(text, encoding="utf-8")
-    return f"{state} {path}"
+def _differs(path: Path, text: str) -> bool:
+    return path.exists() and path.read_text(encoding="utf-8") != text
 
 
 def _json(doc: dict[str, Any]) -> str:
@@ -89,14 +80,25 @@ def setup(userdir: Path, simulator_port: int | None = None, force: bool = False)
         )
     if simulator_port is not None and not 0 < simulator_port < 65536:
         raise SetupError(f"--simulator {simulator_port}: a port is 1..65535")
-    lines = [
-        _write(userdir / "strategies" / STRATEGY_TEMPLATE.name,
-               STRATEGY_TEMPLATE.read_text(encoding="utf-8"), force),
-        _write(userdir / "config.json", _json(user_config(simulator_port)), force),
-    ]
+    files = {
+        userdir / "strategies" / STRATEGY_TEMPLATE.name:
+            STRATEGY_TEMPLATE.read_text(encoding="utf-8"),
+        userdir / "config.json": _json(user_config(simulator_port)),
+    }
     if simulator_port is not None:
-        lines.append(_write(userdir / SIMULATOR_OVERLAY, _json(simulator_config(simulator_port)),
-                            force))
+        files[userdir / SIMULATOR_OVERLAY] = _json(simulator_config(simulator_port))
+    # Every file is checked before any is written: a refusal leaves the folder as it was.
+    kept = [path for path, text in files.items() if _differs(path, text)]
+    if kept and not force:
+        raise SetupError(
+            f"{', '.join(map(str, kept))} exists and differs from what statarb-setup writes; "
+            "keep it (remove it first) or pass --force to overwrite it"
+        )
+    lines = []
+    for path, text in files.items():
+        same = path.exists() and not _differs(path, text)
+        path.write_text(text, encoding="utf-8")
+        lines.append(f"{'unchanged' if same else 'wrote'} {path}")
     lines.append(plugins.register())
     return lines
 
