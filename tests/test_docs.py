@@ -142,7 +142,7 @@ def test_the_plain_commands_against_make_sim(tmp_path: Path) -> None:
     log = tmp_path / "sim.log"
     with log.open("w") as out:
         sim = subprocess.Popen(["bash", "-c", "exec make sim"], cwd=REPO, env=_env(),
-                               stdout=out, stderr=subprocess.STDOUT)
+                               stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
     def up() -> bool:
         try:

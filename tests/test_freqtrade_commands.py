@@ -14,10 +14,8 @@ from __future__ import annotations
 import base64
 import csv
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
 import urllib.request
 import zipfile
@@ -36,6 +34,7 @@ from tests.offline import (
     free_port,
     offline_env,
     run_freqtrade,
+    stop_process,
     wait_for,
 )
 from tests.shared_data import DATADIR, MARKETS
@@ -239,12 +238,7 @@ def test_plain_test_pairlist_against_make_sim_needs_no_exported_variable(tmp_pat
              "--user-data-dir", str(user_data), "--print-json"],
             cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     finally:
-        os.killpg(sim.pid, signal.SIGINT)
-        try:
-            sim.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(sim.pid, signal.SIGKILL)
-            sim.wait(timeout=10)
+        stop_process(sim)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0 and " - ERROR - " not in output, output[-4000:]
     assert "required property" not in output and "no candles" not in output, output[-4000:]

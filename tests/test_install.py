@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
@@ -87,6 +88,10 @@ def test_a_user_installs_the_wheel_into_their_own_freqtrade(
     require_shared()
     if not (WHEELHOUSE / ".complete").exists():
         pytest.fail(f"{WHEELHOUSE} is not filled: run `make test` (it fills it once)")
+    with socket.socket() as probe:  # the blocks start statarb-sim on PORT, as written
+        if probe.connect_ex(("127.0.0.1", PORT)) == 0:
+            pytest.fail(f"port {PORT} is taken (a simulator left running by another test?): "
+                        "the install blocks would talk to it instead of their own")
     blocks = shell_blocks(DOC.read_text(encoding="utf-8"))
     assert len(blocks) == 3, f"docs/install.md: expected 3 sh blocks, found {len(blocks)}"
     (tmp_path / "shared").symlink_to(SHARED.resolve())

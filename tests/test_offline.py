@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -34,3 +35,24 @@ def test_stop_process_stops_cleanly_even_when_sigint_is_ignored(ignored: bool) -
     stop_process(proc, grace_s=20)
     assert time.monotonic() - started < 5
     assert proc.returncode == (3 if ignored else 2)  # its own handler ran: a clean exit
+
+
+@pytest.mark.slow
+def test_stop_process_stops_the_whole_group_of_a_new_session(tmp_path) -> None:
+    """``make sim`` is make with the simulator as its child: stopping make alone left the
+    simulator holding port 8765 for every later test. Started in a session of its own, the
+    whole group is stopped, as Ctrl-C in a terminal does."""
+    pid_file = tmp_path / "child.pid"
+    # A parent that, like make, waits for a child that never exits on its own.
+    script = (f"{sys.executable} -c 'import os, time; open(\"{pid_file}\", \"w\")"
+              f".write(str(os.getpid())); time.sleep(120)' & wait")
+    proc = subprocess.Popen(["bash", "-c", script], start_new_session=True)
+    deadline = time.monotonic() + 20
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the child did not start"
+        time.sleep(0.1)
+    child = int(pid_file.read_text())
+    stop_process(proc, grace_s=5)
+    time.sleep(0.2)
+    assert not Path(f"/proc/{child}").exists() or "zombie" in Path(
+        f"/proc/{child}/status").read_text(), "the child outlived its parent"

@@ -97,7 +97,7 @@ def test_selection_equals_the_selection_function_and_is_published(make_filter, f
     assert doc["couples"][0]["beta"] == pytest.approx(expected["beta"].iloc[0])
     assert pd.Timestamp(doc["formation_end"]) == END
     assert pd.Timestamp(doc["formation_start"]) == END - pd.Timedelta(hours=1440)
-    assert published.latest() == published.read(tmp_path / published.FILE_NAME)
+    assert published.SelectionFile(tmp_path / published.FILE_NAME).latest() == pl.selection
     # Between refreshes it is cached: no new fetch.
     assert pl.filter_pairlist(pairs, {}) == whitelist
     assert len(exchange.calls) == 1
@@ -205,7 +205,7 @@ def test_a_restarted_bot_resumes_its_own_fresh_selection_without_fetching(
     again = FakeExchange(frames)
     resumed = make_filter(again, max_couples=3)
     assert resumed.selection == first.selection
-    assert published.latest() == first.selection
+    assert published.read(tmp_path / published.FILE_NAME) == first.selection
     assert resumed.filter_pairlist(pairs, {}) == whitelist
     assert again.calls == []
     # Other settings, other pairs offered, or a selection due for a refresh: select afresh.
@@ -304,3 +304,23 @@ def test_plain_freqtrade_python_accepts_the_pairlist_name() -> None:
     assert out == ["True", "True"], out
     names = sorted(p.name for p in (REPO / "pairlists").glob("*.py"))
     assert "CointegrationFilter.py" in names and coins()
+
+
+def test_the_strategy_reads_what_the_pairlist_publishes_from_its_file(
+        make_filter, frames, tmp_path: Path, caplog) -> None:
+    """The one channel between the two plugins is the published file: a new selection is
+    seen once the file is replaced, and a damaged file keeps the last good one."""
+    board = published.SelectionFile(tmp_path / published.FILE_NAME)
+    assert board.latest() is None
+    first = make_filter(FakeExchange(frames), max_couples=3)
+    first.filter_pairlist(list(frames), {})
+    assert board.latest() == first.selection
+    other = published.Selection((), first.selection.formation_start,
+                                first.selection.formation_end, first.selection.created,
+                                "1h")
+    published.publish(other, tmp_path / published.FILE_NAME)
+    assert board.latest() == other
+    (tmp_path / published.FILE_NAME).write_text("{not json")
+    with caplog.at_level(logging.WARNING):
+        assert board.latest() == other
+    assert "keeping the last selection" in caplog.text

@@ -61,7 +61,7 @@ def test_outside_a_running_bot_there_is_no_live_state_and_the_strategy_pickles(
     freqtrade_mode,
 ) -> None:
     strategy = _strategy(freqtrade_mode)
-    assert strategy._live is None
+    assert strategy.supervisor is None
     clone = cloudpickle.loads(cloudpickle.dumps(strategy))  # what hyperopt's -j does
     assert clone.mode is strategy.mode and clone.max_couples == strategy.max_couples
 
@@ -69,8 +69,8 @@ def test_outside_a_running_bot_there_is_no_live_state_and_the_strategy_pickles(
 @pytest.mark.parametrize("freqtrade_mode", [RunMode.DRY_RUN, RunMode.LIVE])
 def test_a_running_bot_has_live_state(freqtrade_mode) -> None:
     strategy = _strategy(freqtrade_mode)
-    assert strategy._live is not None and strategy._live.s is strategy
-    assert strategy._live.state.entry_lock.acquire(blocking=False)
+    assert strategy.supervisor is not None and strategy.supervisor.s is strategy
+    assert strategy.supervisor.state.entry_lock.acquire(blocking=False)
 
 
 def test_lookahead_analysis_unlimited_slots_are_accepted_only_there() -> None:

@@ -136,7 +136,7 @@ def clock(strategy: Any, monkeypatch: pytest.MonkeyPatch) -> list[float]:
         def time() -> float:
             return 1.7e9 + now[0]
 
-    monkeypatch.setitem(type(strategy._live).check.__globals__, "time", Clock)
+    monkeypatch.setitem(type(strategy.supervisor).check.__globals__, "time", Clock)
     return now
 
 
@@ -200,7 +200,7 @@ def _adjust(strat: Any, trade: Trade, rate: float = 0.5) -> Any:
 
 
 def _exit(strat: Any, trade: Trade) -> str | None:
-    return strat._live.forced_exit(trade)
+    return strat.supervisor.forced_exit(trade)
 
 
 def test_simultaneous_second_leg_confirmations_accept_it_once(strategy: Any) -> None:
@@ -249,7 +249,7 @@ def test_a_filled_ghost_second_leg_is_adopted_as_its_trade(strategy: Any) -> Non
                         "remaining": 0.0, "type": "market", "timestamp": None,
                         "reduceOnly": False}]
     _positions(exchange, WLD=1210.0, ARB=-3842.7)
-    strategy._live.check()
+    strategy.supervisor.check()
     adopted = [t for t in Trade.get_open_trades() if t.pair == ARB]
     assert len(adopted) == 1
     trade = adopted[0]
@@ -261,8 +261,8 @@ def test_a_filled_ghost_second_leg_is_adopted_as_its_trade(strategy: Any) -> Non
     assert exchange.created == []  # nothing sent: no duplicate, nothing closed
     assert any("adopted as trade" in m for m in strategy.dp.sent)
     assert any(m.startswith("statarb couple opened") for m in strategy.dp.sent)
-    strategy._live.check()  # the couple is whole now: nothing more to do
-    assert exchange.created == [] and not strategy._live.state.to_close
+    strategy.supervisor.check()  # the couple is whole now: nothing more to do
+    assert exchange.created == [] and not strategy.supervisor.state.to_close
 
 
 def test_after_a_restart_an_unrecorded_second_fill_is_adopted_from_the_ledger(
@@ -292,7 +292,7 @@ def test_a_lone_first_leg_is_closed_when_its_partner_has_no_order(strategy: Any)
     _ledger()
     first = _open_trade(WLD, "WLD~ARB", 1210.0, short=False)
     _positions(strategy.dp._exchange, WLD=1210.0)
-    strategy._live.check()
+    strategy.supervisor.check()
     assert _exit(strategy, first) == "partner_exit"
     assert strategy.dp._exchange.created == []  # closed by Freqtrade's own exit
     assert any("ARB/USDT:USDT has no position; closing it at market" in m
@@ -304,7 +304,7 @@ def test_a_partly_filled_second_leg_is_topped_up_once(strategy: Any) -> None:
     _open_trade(WLD, "WLD~ARB", 1210.0, short=False)
     x = _open_trade(ARB, "WLD~ARB", 2305.6, short=True)  # 60%, the rest expired
     _positions(strategy.dp._exchange, WLD=1210.0, ARB=-2305.6)
-    strategy._live.check()
+    strategy.supervisor.check()
     stake, tag = _adjust(strategy, x, rate=0.27)
     assert tag == "statarb_top_up"
     assert stake / 0.27 == pytest.approx(3842.7 - 2305.6, rel=1e-5)
@@ -321,7 +321,7 @@ def test_a_top_up_that_keeps_failing_becomes_a_trim_of_the_partner(
     _positions(strategy.dp._exchange, WLD=1210.0, ARB=-2305.6)
     for t in (0, 1, 3, 6, 10):  # every top-up is refused (never fills)
         clock[0] = float(t)
-        strategy._live.check()
+        strategy.supervisor.check()
         _adjust(strategy, x)
     stake, tag = _adjust(strategy, y) or (None, None)
     assert tag == "statarb_trim"
@@ -338,7 +338,7 @@ def test_a_leg_reduced_on_the_exchange_trims_its_partner(strategy: Any) -> None:
     y = _open_trade(WLD, "WLD~ARB", 1210.0, short=False)
     _open_trade(ARB, "WLD~ARB", 3842.7, short=True)
     _positions(strategy.dp._exchange, WLD=1210.0, ARB=-2690.0)  # 70% left
-    strategy._live.check()
+    strategy.supervisor.check()
     stake, tag = _adjust(strategy, y)
     assert tag == "statarb_trim"
     assert abs(stake) * y.amount / y.stake_amount == pytest.approx(1210.0 - 847.0, rel=1e-6)
@@ -354,9 +354,9 @@ def test_untracked_position_is_closed_reduce_only_after_two_sightings(strategy: 
         {"symbol": WLD, "contracts": 1210.0, "contractSize": 1, "side": "long"},
         {"symbol": "BTC/USDT:USDT", "contracts": 0.5, "contractSize": 1, "side": "long"},
     ]
-    strategy._live.check()
-    assert exchange.created == [] and strategy._live.state.untracked == {WLD}
-    strategy._live.check()
+    strategy.supervisor.check()
+    assert exchange.created == [] and strategy.supervisor.state.untracked == {WLD}
+    strategy.supervisor.check()
     assert len(exchange.created) == 1  # BTC is not a pair this bot trades: left alone
     order = exchange.created[0]
     assert (order["pair"], order["side"], order["amount"], order["reduceOnly"]) == (
@@ -375,7 +375,7 @@ def test_failing_closes_back_off_then_stop_entries_and_call_a_person(
     exits = []
     for t in (0, 2, 3, 4, 6, 8, 13.9, 14):  # the leg never closes: every exit fails
         clock[0] = 1000.0 + t
-        strategy._live.check()
+        strategy.supervisor.check()
         exits.append(_exit(strategy, trade))
     # t=0 first try. t=2: it failed (1); retry 1 s after it: now. t=3: failed (2), the
     # limit: alert; retry 2 s after it: t=4. t=6: failed (3); 4 s after it: t=8.
@@ -387,14 +387,14 @@ def test_failing_closes_back_off_then_stop_entries_and_call_a_person(
                       "WLD/USDT:USDT after 2 attempts (its exit did not fill); new entries "
                       "are stopped, closing retries go on; close it on the exchange if it "
                       "persists"]
-    assert strategy._live.state.halted
+    assert strategy.supervisor.state.halted
     assert not _confirm(strategy, WLD, "y", 1210.0)  # no new couple meanwhile
     # The leg finally closes: entries resume, once.
     trade.is_open = False
     Trade.commit()
     _positions(strategy.dp._exchange)
-    strategy._live.check()
-    assert strategy._live.state.halted is None
+    strategy.supervisor.check()
+    assert strategy.supervisor.state.halted is None
     assert strategy.dp.sent[-1] == "statarb entries resumed: WLD/USDT:USDT is closed"
     assert ledger_store.load_all() == {}  # flat: the couple's entry is gone
 
@@ -431,7 +431,7 @@ def test_an_open_ghost_order_is_cancelled_and_the_couple_repaired_at_once(
         exchange.orders[0]["status"] = "canceled"
 
     exchange.cancel_order = cancel
-    strategy._live.check()
+    strategy.supervisor.check()
     assert exchange.cancelled == [(ARB, "78")]  # cancelled, never duplicated
     assert any("is open on the exchange and no trade records it" in m
                for m in strategy.dp.sent)
@@ -449,19 +449,19 @@ def test_an_untracked_position_that_will_not_close_calls_a_person_then_resumes(
                            "side": "short"}]
     for t in (0, 2, 4, 5, 8, 9):  # seen at 0; tries at 2 (fails), 4 (fails: the limit)
         clock[0] = 500.0 + t
-        strategy._live.check()
+        strategy.supervisor.check()
     alerts = [m for m in strategy.dp.sent if "MANUAL INTERVENTION REQUIRED" in m]
     assert len(alerts) == 1 and "cannot close short 5 WLD/USDT:USDT after 2 attempts" in alerts[0]
     assert "-1001 Internal error" in alerts[0]
-    assert strategy._live.state.halted and strategy._live.state.untracked == {WLD}
+    assert strategy.supervisor.state.halted and strategy.supervisor.state.untracked == {WLD}
     exchange.fail_create = None
     clock[0] = 520.0  # past the backoff: this attempt goes through
-    strategy._live.check()
+    strategy.supervisor.check()
     assert [o["side"] for o in exchange.created] == ["buy"]
     exchange.positions = []  # the exchange is flat now
     clock[0] = 522.0
-    strategy._live.check()
-    assert strategy._live.state.halted is None and strategy._live.state.untracked == set()
+    strategy.supervisor.check()
+    assert strategy.supervisor.state.halted is None and strategy.supervisor.state.untracked == set()
     assert strategy.dp.sent[-1] == "statarb entries resumed: WLD/USDT:USDT is closed"
 
 
@@ -493,7 +493,7 @@ def test_a_partly_filled_force_exit_leaves_flat_not_smaller(strategy: Any) -> No
     ticket = _ticket(["y", "x"])
     y = _open_trade(WLD, "WLD~ARB", 1210.0, short=False, ticket=ticket, role="y")
     x = _open_trade(ARB, "WLD~ARB", 3842.7, short=True, ticket=ticket, role="x")
-    strategy._live.check()
+    strategy.supervisor.check()
     assert _confirm_exit(strategy, y) is True  # never refused
     (ledger,) = ledger_store.load_all().values()
     assert ledger.stage == "exiting"  # written before the order goes
@@ -501,7 +501,7 @@ def test_a_partly_filled_force_exit_leaves_flat_not_smaller(strategy: Any) -> No
     y.amount = 726.0  # what Freqtrade records once it has processed the cancel
     Trade.commit()
     _positions(strategy.dp._exchange, WLD=726.0, ARB=-3842.7)
-    strategy._live.check()
+    strategy.supervisor.check()
     assert _exit(strategy, y) == "reconcile_close"
     assert _exit(strategy, x) == "reconcile_close"
     assert _adjust(strategy, x) is None  # no trim: leaving means flat
@@ -515,14 +515,14 @@ def test_a_leaving_couples_stuck_market_exit_is_cancelled(strategy: Any) -> None
     _open_trade(ARB, "WLD~ARB", 3842.7, short=True, ticket=ticket, role="x")
     stuck = _exit_order(y, 1210.0, 484.0, status="open")
     _positions(strategy.dp._exchange, WLD=726.0, ARB=-3842.7)
-    strategy._live.check()
+    strategy.supervisor.check()
 
     def timed_out(order: Order) -> bool:
         return strategy.check_exit_timeout(pair=WLD, trade=y, order=order, current_time=NOW)
 
     assert not timed_out(stuck)  # an open stage waits for Freqtrade's own timeout
     _confirm_exit(strategy, y)
-    strategy._live.check()
+    strategy.supervisor.check()
     assert timed_out(stuck)
     # Filled in part, it is stuck at once; unfilled, only a second after its answer.
     stuck.order_date = datetime.now(UTC)
@@ -550,11 +550,11 @@ def test_a_liquidation_is_recorded_on_the_trade_on_the_second_sighting(
                         "remaining": 0.0, "price": 0.6, "average": 0.6,
                         "timestamp": int(NOW.timestamp() * 1000) + 1000}]
     _positions(exchange, WLD=1210.0, ARB=-2689.9)
-    strategy._live.check()
+    strategy.supervisor.check()
     assert x.amount == pytest.approx(3842.7)  # seen once: maybe an exit being committed
-    strategy._live.adjustment(x, 0.5)  # Freqtrade takes the decided trim of WLD meanwhile
-    strategy._live.state.adjust.clear()
-    strategy._live.check()
+    strategy.supervisor.adjustment(x, 0.5)  # Freqtrade takes the decided trim of WLD meanwhile
+    strategy.supervisor.state.adjust.clear()
+    strategy.supervisor.check()
     assert x.amount == pytest.approx(2689.9)
     assert [o.order_id for o in x.orders] == ["entry-ARB/USDT:USDT", "autoclose-7"]
     assert x.is_open and x.realized_profit < 0  # a short bought back above its entry
@@ -567,7 +567,7 @@ def test_a_reduction_no_order_explains_is_booked_at_the_last_price(strategy: Any
     _open_trade(ARB, "WLD~ARB", 3842.7, short=True, ticket=ticket, role="x")
     _positions(strategy.dp._exchange, WLD=968.0, ARB=-3842.7)
     for _ in range(2):
-        strategy._live.check()
+        strategy.supervisor.check()
     assert y.amount == pytest.approx(968.0)
     assert y.orders[-1].ft_order_tag == "statarb_record"
 
@@ -585,8 +585,8 @@ def test_a_trade_left_open_on_a_flat_position_is_closed_in_the_records(
         "status": "closed", "amount": 1210.0, "filled": 1210.0, "remaining": 0.0,
         "price": 0.52, "average": 0.52, "timestamp": int(NOW.timestamp() * 1000) + 1000}]
     for _ in range(2):
-        strategy._live.check()
+        strategy.supervisor.check()
     assert not y.is_open and y.close_rate == pytest.approx(0.52)
     assert y.exit_reason == "exit_on_exchange"
-    strategy._live.check()
+    strategy.supervisor.check()
     assert ledger_store.load_all() == {}

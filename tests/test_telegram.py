@@ -383,7 +383,6 @@ def couples_rpc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sim
         formation_end=datetime(2025, 11, 7, 1, tzinfo=UTC),
         created=datetime(2025, 11, 7, 1, 2, tzinfo=UTC), timeframe="1h")
     (tmp_path / published.FILE_NAME).write_text(json.dumps(selection.to_dict()))
-    monkeypatch.setattr(published, "_latest", None)  # read from the file, as another process
 
     config = {
         "stake_currency": "USDT", "dry_run": True, "runmode": RunMode.DRY_RUN,

@@ -9,10 +9,10 @@ pairlist writes next to the trade database (``user_data/statarb_selection.json``
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import tempfile
-import threading
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -23,7 +23,9 @@ import pandas as pd
 
 from statarb.core.hedge import KALMAN_COLUMNS, has_kalman_state
 
-__all__ = ["Couple", "Selection", "latest", "publish", "read"]
+__all__ = ["Couple", "Selection", "SelectionFile", "publish", "read"]
+
+logger = logging.getLogger(__name__)
 
 FILE_NAME = "statarb_selection.json"
 
@@ -140,17 +142,9 @@ class Selection:
                    dict(skipped or {}), tuple(inputs), settings)
 
 
-_lock = threading.Lock()
-_latest: Selection | None = None
-
-
-def publish(selection: Selection, path: Path | None) -> None:
-    """Make ``selection`` the latest in this process and write it atomically to ``path``."""
-    global _latest
-    with _lock:
-        _latest = selection
-    if path is None:
-        return
+def publish(selection: Selection, path: Path) -> None:
+    """Write ``selection`` atomically to ``path`` (a new file replaces the old one, so a
+    reader never sees half of it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".statarb_selection", suffix=".json")
     with os.fdopen(fd, "w") as handle:
@@ -158,9 +152,37 @@ def publish(selection: Selection, path: Path | None) -> None:
     os.replace(tmp, path)
 
 
-def latest() -> Selection | None:
-    with _lock:
-        return _latest
+class SelectionFile:
+    """The selection the pairlist last published, read from its file when it changes.
+
+    Why a file and not a value in memory: the pairlist and the strategy are separate
+    Freqtrade plugins; the file is the one channel between them (and what ``/couples``
+    and a restarted bot read), so what the strategy trades is what anyone can inspect.
+    The file is read again only when it was replaced (inode, size or time changed).
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._seen: tuple[int, int, int] | None = None
+        self._selection: Selection | None = None
+
+    def latest(self) -> Selection | None:
+        """The published selection; None before the first. A damaged file keeps the
+        last good selection and is logged once per change."""
+        if self.path is None:
+            return None
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return self._selection
+        seen = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if seen != self._seen:
+            self._seen = seen
+            try:
+                self._selection = read(self.path)
+            except ValueError as exc:
+                logger.warning("statarb: %s; keeping the last selection", exc)
+        return self._selection
 
 
 def read(path: Path) -> Selection:

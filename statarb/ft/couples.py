@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from freqtrade.persistence import Trade
 
-from statarb.core import published
 from statarb.core.signals import (
     Plan,
     build_plan,
@@ -32,6 +31,9 @@ from statarb.core.signals import (
 from statarb.core.walkforward import Universe
 from statarb.ft import FREQTRADE_VERSION
 from statarb.ft.runmode import universe_pairs
+
+if TYPE_CHECKING:  # the strategy that owns this helper (no import cycle at run time)
+    from statarb.ft.strategy import CointPairsStrategy
 
 __all__ = ["FREQTRADE_VERSION", "CouplePlan"]
 
@@ -49,7 +51,7 @@ def _take(values: np.ndarray, rows: np.ndarray, fill: Any = np.nan) -> np.ndarra
 class CouplePlan:
     """Universe and plan of one strategy instance (see the module docstring)."""
 
-    def __init__(self, strategy: Any) -> None:
+    def __init__(self, strategy: CointPairsStrategy) -> None:
         self.s = strategy
         self.universe: Universe | None = None
         self._key: tuple | None = None
@@ -77,7 +79,7 @@ class CouplePlan:
             if frame is not None and not frame.empty:
                 frames[pair.split("/")[0]] = frame[["date", "open", "close"]]
         last = max((f["date"].iloc[-1] for f in frames.values()), default=None)
-        selection = None if s.mode.history else published.latest()
+        selection = None if s.mode.history else s.selection_file.latest()
         key = (tuple(pairs), None if s.mode.history else (last, id(selection)))
         if self.universe is not None and self._key == key:
             return self.universe

@@ -140,11 +140,11 @@ def _open_legs(rpc: Any) -> list[LegInput]:
 
 
 def _selection(config: dict[str, Any]) -> tuple[SelectionView | None, list[str]]:
-    """The pairlist's latest selection: in this process, else the file it wrote."""
+    """The pairlist's latest selection: the file it wrote."""
     from statarb.core import published
 
-    selection = published.latest()
-    if selection is None and config.get("user_data_dir"):
+    selection = None
+    if config.get("user_data_dir"):
         path = Path(config["user_data_dir"]) / published.FILE_NAME
         if path.is_file():
             try:

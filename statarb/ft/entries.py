@@ -18,7 +18,7 @@ import contextlib
 import logging
 import math
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from freqtrade.persistence import Trade
@@ -39,6 +39,9 @@ from statarb.core.sizing import size_legs
 from statarb.ft import FREQTRADE_VERSION
 from statarb.ft.markets import leg_limits
 
+if TYPE_CHECKING:  # the strategy that owns this helper (no import cycle at run time)
+    from statarb.ft.strategy import CointPairsStrategy
+
 __all__ = ["FREQTRADE_VERSION", "CoupleEntries"]
 
 logger = logging.getLogger(__name__)
@@ -47,7 +50,7 @@ logger = logging.getLogger(__name__)
 class CoupleEntries:
     """Tickets, leg confirmations and fills of one strategy instance."""
 
-    def __init__(self, strategy: Any) -> None:
+    def __init__(self, strategy: CointPairsStrategy) -> None:
         self.s = strategy
         self.tickets: dict[tuple[str, pd.Timestamp], CoupleTicket] = {}
         self._entered: dict[str, set[str]] = {}  # couple id -> roles filled
@@ -191,15 +194,15 @@ class CoupleEntries:
                 ticket.amount_y, ticket.amount_x = float(first.amount), plan.partner_amount
             else:
                 ticket.amount_x, ticket.amount_y = float(first.amount), plan.partner_amount
-            if s._live is not None:
-                s._live.resized(ticket)
-            s._notify(messages.leg_incident(
+            if s.supervisor is not None:
+                s.supervisor.resized(ticket)
+            s.notify(messages.leg_incident(
                 ticket.couple_id, first.pair, f"filled {fill} of its target",
                 f"sizing {ticket.pair(role)} to {plan.partner_amount:g} (hedge ratio kept)",
             ))
         else:
             ticket.refused = f"first leg filled only {fill}"
-            s._notify(messages.leg_incident(
+            s.notify(messages.leg_incident(
                 ticket.couple_id, first.pair, f"filled only {fill} of its target",
                 f"not opening {ticket.pair(role)}; closing the filled part",
             ))
@@ -213,7 +216,7 @@ class CoupleEntries:
         parsed = parse_leg_tag(entry_tag, pair)
         if parsed is None:
             return True  # not a couple leg (a manual force entry): Freqtrade's business
-        live = self.s._live
+        live = self.s.supervisor
         with live.state.entry_lock if live else contextlib.nullcontext():
             return self._confirm_leg(pair, amount, rate, current_time, *parsed)
 
@@ -247,9 +250,9 @@ class CoupleEntries:
                         current_time, reason)
             return False
         ticket.accepted.append(role)
-        if len(ticket.accepted) == 1 and s._live is not None:
+        if len(ticket.accepted) == 1 and s.supervisor is not None:
             # Both legs' targets are in the trade database before the first order is sent.
-            s._live.entering(ticket)
+            s.supervisor.entering(ticket)
         return True
 
     def _first_leg_refusal(self, ticket: CoupleTicket, pair: str, partner: str,
@@ -258,7 +261,8 @@ class CoupleEntries:
         needed = (amount * rate + ticket.amount(partner_role) * ticket.price(partner_role)
                   ) / s.settings.leverage
         partner_side = "long" if ticket.is_long(partner_role) else "short"
-        untracked, halted = (s._live.entry_refusal({pair, partner}) if s._live else ((), None))
+        untracked, halted = (s.supervisor.entry_refusal({pair, partner}) if s.supervisor
+                             else ((), None))
         pending_stake, pending_slots = self.pending(
             self.ticket_key(ticket.couple, ticket.entry_time))
         return first_leg_refusal(
@@ -327,9 +331,9 @@ class CoupleEntries:
         roles.add(role)
         if roles == {"y", "x"}:
             del self._entered[ticket.couple_id]
-            if self.s._live is not None:
-                self.s._live.stage(ticket.couple_id, "open")
-            self.s._notify(messages.couple_opened(
+            if self.s.supervisor is not None:
+                self.s.supervisor.stage(ticket.couple_id, "open")
+            self.s.notify(messages.couple_opened(
                 ticket.couple_id, ticket.y, ticket.x, ticket.is_long("y"), ticket.is_long("x"),
                 ticket.beta, ticket.z_entry, ticket.amount_y, ticket.amount_x,
             ))
@@ -347,6 +351,6 @@ class CoupleEntries:
             reason = reasons.pop() if len(reasons) == 1 else ", ".join(
                 f"{p.split('/')[0]} {r}" for p, r, _ in legs
             )
-            self.s._notify(messages.couple_closed(
+            self.s.notify(messages.couple_closed(
                 couple_id, reason, sum(v for _, _, v in legs), self.s.config["stake_currency"]
             ))

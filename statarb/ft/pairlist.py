@@ -142,7 +142,6 @@ class CointegrationFilter(IPairList):
             return
         self._selection, self._refreshed_at = selection, created
         self._incoming = selection.inputs
-        publish(selection, None)
         logger.info("%s: resuming the selection of %s (%s); next refresh in %.0f s",
                     self.name, selection.created,
                     ", ".join(c.name for c in selection.couples) or "no couple",
@@ -296,7 +295,8 @@ class CointegrationFilter(IPairList):
                            self.name, exc)
             return
         self._selection, self._refreshed_at, self._incoming = selection, now, tuple(pairlist)
-        publish(selection, self._path)
+        if self._path is not None:
+            publish(selection, self._path)
         if selection.couples:
             logger.info("%s: selected %s (formation %s .. %s)", self.name,
                         ", ".join(f"{c.name} beta={c.beta:.3f} hl={c.half_life_hours:.1f}h"

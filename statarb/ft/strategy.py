@@ -149,14 +149,18 @@ class CointPairsStrategy(IStrategy):
                 "CointPairsStrategy places both legs of a couple at market so they fill "
                 "together; set them to \"market\" (or leave them out of the config)"
             )
+        # What the pairlist published (dry-run and live): its file is the one channel.
+        user_data = config.get("user_data_dir")
+        self.selection_file = published.SelectionFile(
+            Path(user_data) / published.FILE_NAME if user_data else None)
         self.couples = CouplePlan(self)
         self.entries = CoupleEntries(self)
         self._exits: dict[str, str] = {}  # couple id -> exit reason decided by one leg
         self._last_regime: str | None = None
         # Live leg supervision: only in a running bot (see statarb.ft.runmode).
-        self._live: LegSupervisor | None = None
+        self.supervisor: LegSupervisor | None = None
         if self.mode.trading:
-            self._live = LegSupervisor(self)
+            self.supervisor = LegSupervisor(self)
             retry = self.settings.live.error_retry_secs
             throttle = (config.get("internals") or {}).get("process_throttle_secs", 5)
             set_error_retry(float(retry if retry is not None else max(1, throttle)))
@@ -195,7 +199,7 @@ class CointPairsStrategy(IStrategy):
             # The walk-forward is the slow part; a second run on the same data reuses it.
             folder = Path(self.config.get("user_data_dir") or "user_data") / "statarb_cache"
             return FormationCache(folder).get_or_build(frames, self.settings, build)
-        selection = published.latest()
+        selection = self.selection_file.latest()
         index = align_closes(frames, freq)
         couples = (selection.couples_frame(frames, freq / pd.Timedelta(hours=1)) if selection
                    else pd.DataFrame(columns=["y", "x", "alpha", "beta", "half_life"]))
@@ -274,14 +278,14 @@ class CointPairsStrategy(IStrategy):
         redact.install()
         if self.mode.simulated:
             record_datadir(self.config)
-        if self._live is not None:
-            self._live.start()
+        if self.supervisor is not None:
+            self.supervisor.start()
 
     def bot_loop_start(self, current_time: datetime, **kwargs) -> None:
         """Dry-run and live: reconcile every couple, then report a regime change."""
-        if self._live is None:
+        if self.supervisor is None:
             return
-        self._live.check()
+        self.supervisor.check()
         regime = self.couples.regime
         if regime is None or not len(regime):
             return
@@ -291,7 +295,7 @@ class CointPairsStrategy(IStrategy):
             mult = self.regime_multiplier(Regime(int(code))) if math.isfinite(code) else 0.0
             blocked = bool(self.couples.blocked[-1]) if self.couples.blocked is not None \
                 else False
-            self._notify(messages.regime_changed(self._last_regime, name, mult, blocked))
+            self.notify(messages.regime_changed(self._last_regime, name, mult, blocked))
         self._last_regime = name
 
     def adjust_trade_position(self, trade: Trade, current_time: datetime,
@@ -302,11 +306,12 @@ class CointPairsStrategy(IStrategy):
                               **kwargs) -> tuple[float, str] | None:
         """Only the leg supervisor resizes a leg (a top-up to its target, a trim to the
         hedge ratio); a couple is never scaled in or out by signal."""
-        if self._live is None:
+        if self.supervisor is None:
             return None
-        return self._live.adjustment(trade, current_entry_rate)
+        return self.supervisor.adjustment(trade, current_entry_rate)
 
-    def _notify(self, text: str) -> None:
+    def notify(self, text: str) -> None:
+        """Log and send a message through Freqtrade's RPC (Telegram, webhook)."""
         logger.info(text)
         if self.dp is not None:
             self.dp.send_msg(text, always_send=True)
@@ -317,19 +322,19 @@ class CointPairsStrategy(IStrategy):
                            current_time: datetime, **kwargs) -> bool:
         """Every full exit of a leg (signal, stop, force exit from REST, Telegram or
         FreqUI) starts the couple's exit; never refused."""
-        if self._live is not None:
-            self._live.exit_started(trade)
+        if self.supervisor is not None:
+            self.supervisor.exit_started(trade)
         return True
 
     def check_exit_timeout(self, pair: str, trade: Trade, order: Order,
                            current_time: datetime, **kwargs) -> bool:
         """A leaving couple's exit at market that the exchange left resting is cancelled;
         the leg supervisor closes the rest."""
-        return self._live is not None and self._live.cancel_exit(trade, order)
+        return self.supervisor is not None and self.supervisor.cancel_exit(trade, order)
 
     def custom_exit(self, pair: str, trade: Trade, current_time: datetime, current_rate: float,
                     current_profit: float, **kwargs) -> str | None:
-        if self._live is not None and (forced := self._live.forced_exit(trade)):
+        if self.supervisor is not None and (forced := self.supervisor.forced_exit(trade)):
             return forced
         couple_id = trade.get_custom_data("couple_id")
         if couple_id is None:
@@ -346,7 +351,7 @@ class CointPairsStrategy(IStrategy):
             None,
         )
         if partner is None:
-            if self._live is not None:
+            if self.supervisor is not None:
                 return None  # live, a leg without its partner is the supervisor's repair
             # Backtesting handles pairs one after the other within a candle, so a leg
             # entered on this candle may not see its partner yet.
@@ -357,8 +362,8 @@ class CointPairsStrategy(IStrategy):
         reason = self.couples.couple_exit(trade, partner, current_time)
         if reason:
             self._exits[couple_id] = reason
-            if self._live is not None:
-                self._live.stage(couple_id, "exiting")
+            if self.supervisor is not None:
+                self.supervisor.stage(couple_id, "exiting")
         return reason
 
 

@@ -32,7 +32,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from freqtrade.persistence import Trade
 
@@ -54,6 +54,9 @@ from statarb.ft import FREQTRADE_VERSION, ledger_store
 from statarb.ft.adopt import adopt_entry
 from statarb.ft.exchange import cancel_order, close_position, entry_orders, open_positions
 from statarb.ft.records import record_reduction
+
+if TYPE_CHECKING:  # the strategy that owns this helper (no import cycle at run time)
+    from statarb.ft.strategy import CointPairsStrategy
 
 __all__ = ["FREQTRADE_VERSION", "LegSupervisor"]
 
@@ -124,7 +127,7 @@ def _stuck_exit(trade: Any) -> bool:
 class LegSupervisor:
     """The live half of CointPairsStrategy (see the module docstring)."""
 
-    def __init__(self, strategy: Any) -> None:
+    def __init__(self, strategy: CointPairsStrategy) -> None:
         self.s = strategy
         self.state = LiveLegState()
         self._records_seen: dict[int, tuple[float, float]] = {}
@@ -399,7 +402,7 @@ class LegSupervisor:
             "trim": (f"trimming it by {repair.amount:g} to keep the hedge ratio",
                      f"must follow: {repair.reason}"),
         }[repair.action]
-        self.s._notify(messages.leg_incident(ledger.couple_id, repair.pair, what[1], what[0]))
+        self.s.notify(messages.leg_incident(ledger.couple_id, repair.pair, what[1], what[0]))
 
     def _due(self, key: str, pair: str, amount: float, why: str) -> bool:
         """Pace an action: may it be taken now? A previous attempt still asked for has
@@ -428,7 +431,7 @@ class LegSupervisor:
         if failures >= self.s.settings.live.max_close_attempts and self.state.halted is None:
             self.state.halted = f"{pair} {amount:+g} cannot be repaired"
             self.state.halted_pair = pair
-            self.s._notify(messages.manual_intervention(pair, amount, failures, error))
+            self.s.notify(messages.manual_intervention(pair, amount, failures, error))
 
     def _wait(self, ledger: CoupleLedger, repair: CoupleRepair, trade: Any | None,
               ghosts: list[dict[str, Any]]) -> bool:
@@ -452,7 +455,7 @@ class LegSupervisor:
                                "loop", repair.pair, ghost["id"], exc)
                 continue
             cancelled = True
-            self.s._notify(messages.leg_incident(
+            self.s.notify(messages.leg_incident(
                 ledger.couple_id, repair.pair,
                 f"its order {ghost['id']} is open on the exchange and no trade records it",
                 "cancelled it; repairing the couple with what it filled",
@@ -484,14 +487,14 @@ class LegSupervisor:
                         partner_amount=abs(ledger.leg(other).amount))
         for key, value in data.items():
             trade.set_custom_data(key, value)
-        self.s._notify(messages.leg_incident(
+        self.s.notify(messages.leg_incident(
             ledger.couple_id, repair.pair,
             f"order {filled[-1]['id']} filled on the exchange but was never recorded",
             f"adopted as trade {trade.id}; the couple is hedged",
         ))
         if partner is not None:
             self.stage(ledger.couple_id, "open")
-            self.s._notify(messages.couple_opened(
+            self.s.notify(messages.couple_opened(
                 ledger.couple_id, ledger.y.pair, ledger.x.pair, ledger.y.amount > 0,
                 ledger.x.amount > 0, float(data.get("beta") or 0.0),
                 float(data.get("z_entry") or 0.0), abs(ledger.y.amount), abs(ledger.x.amount),
@@ -511,7 +514,7 @@ class LegSupervisor:
                    if p not in expected}
         for pair in sorted(set(surplus) - ours - self.state.foreign):
             self.state.foreign.add(pair)
-            self.s._notify(messages.leg_incident(
+            self.s.notify(messages.leg_incident(
                 "untracked", pair, f"position {surplus[pair]:+g} is not a pair this bot "
                 "trades", "left alone; keep other positions off this bot's account",
             ))
@@ -550,7 +553,7 @@ class LegSupervisor:
                            attempt.next_at - now)
             self._escalate(pair, amount, attempt.failures, str(exc))
             return
-        self.s._notify(messages.leg_incident(
+        self.s.notify(messages.leg_incident(
             label, pair, f"position {amount:+g} {why}",
             f"closed at market (reduce-only order {order.get('id')})",
         ))
@@ -561,7 +564,7 @@ class LegSupervisor:
         if self.state.halted is not None and not any(
                 a.failures for a in self.state.attempts.values()):
             self.state.halted = None
-            self.s._notify(messages.entries_resumed(f"{self.state.halted_pair} is closed"))
+            self.s.notify(messages.entries_resumed(f"{self.state.halted_pair} is closed"))
 
     # ------------------------------------------------------------------ Freqtrade callbacks
     def forced_exit(self, trade: Any) -> str | None:

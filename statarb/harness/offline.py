@@ -8,6 +8,7 @@ loudly instead of reaching it) and on how a bot is stopped without leaving it ru
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -59,22 +60,48 @@ def _ignores_sigint(pid: int) -> bool:
     return False
 
 
+def _own_group(proc: subprocess.Popen) -> bool:
+    """Whether ``proc`` leads a process group of its own (``start_new_session=True``), so
+    that the whole group can be signalled without touching the caller's group."""
+    try:
+        return os.getpgid(proc.pid) == proc.pid != os.getpgid(0)
+    except ProcessLookupError:
+        return False
+
+
 def stop_process(proc: subprocess.Popen | None, grace_s: float = 30.0) -> None:
     """Stop a bot the way Ctrl-C does (SIGINT: Freqtrade shuts down cleanly), and kill it
     if it has not exited after ``grace_s`` seconds. Nothing is left running.
+
+    A process started with ``start_new_session=True`` is stopped as a terminal stops a
+    foreground job: the signal goes to its whole process group, and whatever of the group
+    is still alive once the leader exited is killed. Why: ``make sim`` is make with the
+    simulator as its child; SIGINT to make alone leaves the simulator holding its port
+    for every later test.
 
     A process started from a background job of a non-interactive shell inherits SIGINT as
     ignored (POSIX) and would only be killed after the grace; such a process is sent
     SIGTERM instead, which ``freqtrade trade`` handles exactly as Ctrl-C.
     """
-    if proc is None or proc.poll() is not None:
+    if proc is None:
         return
-    proc.send_signal(signal.SIGTERM if _ignores_sigint(proc.pid) else signal.SIGINT)
-    try:
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+    group = _own_group(proc)
+    if proc.poll() is None:
+        sig = signal.SIGTERM if _ignores_sigint(proc.pid) else signal.SIGINT
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            if group:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.kill()
+            proc.wait(timeout=10)
+    if group:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # what outlived the leader
 
 
 def replay_start() -> str:
