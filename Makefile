@@ -104,7 +104,7 @@ $(STAMP): pyproject.toml requirements.lock
 # with the same one.
 CHROMIUM := /usr/bin/chromium
 APT_LOG := $${TMPDIR:-/tmp}/statarb-apt-chromium.log
-APT_GET := apt-get -y -qq --no-install-recommends
+APT_FLAGS := -y -qq --no-install-recommends
 browser:
 	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then \
@@ -113,12 +113,12 @@ browser:
 			"tests/test_frequi_browser.py fails without it" >&2; \
 		exit 0; fi; \
 	export DEBIAN_FRONTEND=noninteractive; \
-	{ apt-get -s $(APT_GET) install chromium > $(APT_LOG) 2>&1 || \
-		{ apt-get update -qq && apt-get -s $(APT_GET) install chromium > $(APT_LOG) 2>&1; }; }; \
+	{ apt-get -s $(APT_FLAGS) install chromium > $(APT_LOG) 2>&1 || \
+		{ apt-get update -qq && apt-get -s $(APT_FLAGS) install chromium > $(APT_LOG) 2>&1; }; }; \
 	echo "make browser: installing Debian's chromium (log in $(APT_LOG)):" \
 		"$$(grep -c '^Inst' $(APT_LOG)) packages, of which upgrades:" \
-		"$$(grep '^Inst .*\[' $(APT_LOG) | cut -d' ' -f2 | tr '\n' ' ')"; \
-	$(APT_GET) install chromium >> $(APT_LOG) 2>&1 || { tail -n 20 $(APT_LOG) >&2; \
+		"$$(grep '^Inst [^ ]* \[' $(APT_LOG) | cut -d' ' -f2 | tr '\n' ' ')"; \
+	apt-get $(APT_FLAGS) install chromium >> $(APT_LOG) 2>&1 || { tail -n 20 $(APT_LOG) >&2; \
 		echo "make browser: apt-get install chromium failed: tests/test_frequi_browser.py will fail" >&2; }
 
 # Regenerate the full pinned set from the current environment (after changing a pin).
