@@ -52,3 +52,31 @@ def test_naked_time_is_counted_only_while_the_bot_can_act() -> None:
     # Overlapping and out-of-range windows are counted once / ignored.
     assert chaos.counted_ms(naked, [(0, 3000), (2500, 5000), (30000, 40000)]) == 4000 + 1000
     assert chaos.counted_ms(naked, [(0, 50000)]) == 0
+
+
+def test_a_later_scenario_starts_with_the_selection_the_first_formed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pairlist's formation is the same for every scenario on one replay offset: the
+    first run's published file is handed to the next runs at that offset (their pairlist
+    resumes it), and only at that offset."""
+    require_shared()
+    monkeypatch.setattr(chaos, "_FORMED", {})
+    first = chaos.LiveRun(tmp_path / "first")
+    assert not first.selection_path.exists()
+    first.selection_path.write_text('{"couples": []}')
+    first.close()
+    assert {first.offset_ms: b'{"couples": []}'} == chaos._FORMED
+    later = chaos.LiveRun(tmp_path / "later")
+    try:
+        assert later.offset_ms == first.offset_ms  # the same wall-clock hour
+        assert later.selection_path.read_bytes() == b'{"couples": []}'
+    finally:
+        later.close()
+    chaos._FORMED.clear()
+    chaos._FORMED[first.offset_ms + 3_600_000] = b"{}"
+    other = chaos.LiveRun(tmp_path / "other")
+    try:
+        assert not other.selection_path.exists()
+    finally:
+        other.close()

@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from statarb.core.messages import SUPERVISION_STARTED
+from statarb.core.published import FILE_NAME as SELECTION_FILE
 from statarb.harness.offline import (
     free_port,
     offline_env,
@@ -114,6 +115,19 @@ class ScenarioResult:
         return "PASS" if self.passed else "FAIL"
 
 
+_FORMED: dict[int, bytes] = {}
+"""The selection file a first bot start published, by replay offset (ms).
+
+Why: every scenario starts a bot on the same replay, and a bot's pairlist spends most of
+its start-up (fetching the whole lookback of every coin, then forming couples) computing
+a selection that, for one replay offset (the whole hours the replay is shifted by), is the
+same every time: the same candles, the same settings. A later scenario starts with that
+file in its ``user_data``, so its pairlist resumes it as a restarted bot would (same
+settings, refresh not due; otherwise it selects afresh). The first scenario at each
+offset still forms it live, and the crash scenarios' restarts resumed from the start.
+"""
+
+
 class LiveRun:
     """The simulator plus a live-mode ``freqtrade trade`` in ``workdir``, restartable on the
     same database; :meth:`close` always leaves nothing running."""
@@ -129,6 +143,10 @@ class LiveRun:
         clock = shifted_clock(replay_start(), run_s=SCENARIO_MAX_S)
         self.sim = SimServer(datadir=DEFAULT_DATADIR, markets=DEFAULT_MARKETS, port=0,
                              clock=clock).start()
+        self.offset_ms = clock.offset_ms
+        self.selection_path = self.user_data / SELECTION_FILE
+        if self.offset_ms in _FORMED and not self.selection_path.exists():
+            self.selection_path.write_bytes(_FORMED[self.offset_ms])
         self.overlay = write_overlay(DEFAULT_OVERLAY, self.sim.port, DEFAULT_DATADIR, workdir)
         self.proc: subprocess.Popen[bytes] | None = None
         self.runs = 0
@@ -212,6 +230,8 @@ class LiveRun:
             self.stop()
         finally:
             self.sim.stop()
+        if self.offset_ms not in _FORMED and self.selection_path.exists():
+            _FORMED[self.offset_ms] = self.selection_path.read_bytes()
 
     def client(self) -> Any:
         from freqtrade_client import FtRestClient  # freqtrade's client: only with freqtrade
@@ -344,9 +364,8 @@ class LiveRun:
 
     def couples(self) -> list[tuple[str, str, float]]:
         """(y symbol, x symbol, beta) of the couples the pairlist published."""
-        path = self.user_data / "statarb_selection.json"
         try:
-            doc = json.loads(path.read_text())
+            doc = json.loads(self.selection_path.read_text())
         except (OSError, ValueError):
             return [(Y_SYMBOL, X_SYMBOL, float("nan"))]
         return [(c["y"].split("/")[0] + "USDT", c["x"].split("/")[0] + "USDT", float(c["beta"]))
