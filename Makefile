@@ -44,6 +44,8 @@ SCAN_ARGS ?=
 VARIANTS ?= research/sweep.yml
 RESEARCH_ARGS ?=
 PYTEST_ARGS ?=
+# make test runs the suite on this many pytest-xdist workers (the tests mostly wait).
+TEST_WORKERS ?= 2
 SIM_PORT ?= 8765
 # `make sim` replays the data as if it were now, like `make dry-run`, so a plain freqtrade
 # command pointed at it (config.offline.json) finds candles up to now.
@@ -128,7 +130,8 @@ lock:
 # pytest exits 5 when it collects no test: that is a failure here, never a pass. The 30
 # slowest tests are printed at the end (where the time goes).
 test: install browser $(WHEELHOUSE)/.complete
-	@set +e; $(BIN)/python -m pytest --durations=30 $(PYTEST_ARGS); rc=$$?; \
+	@set +e; $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=30 \
+		$(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests - failing" >&2; exit 1; fi; \
 	exit $$rc
 

@@ -65,6 +65,7 @@ def test_offline_backtest_with_the_project_config(tmp_path: Path) -> None:
     assert strat["backtest_start"].startswith("2025-01")
 
 
+@pytest.mark.xdist_group("checkout")  # writes user_data/backtest_results
 def test_make_backtest_as_written() -> None:
     """The README's main job, ``make backtest``, exactly as a user types it: the default
     strategy over the whole shared data, every leg with its partner."""

@@ -133,6 +133,7 @@ def _env() -> dict[str, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("checkout")  # make sim on 8765, writes user_data
 def test_the_plain_commands_against_make_sim(tmp_path: Path) -> None:
     """``make sim`` in one terminal, the README's and docs/simulator.md's plain commands in
     another, exactly as written."""

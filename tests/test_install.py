@@ -24,7 +24,7 @@ import pytest
 from tests.offline import REPO, offline_env
 from tests.shared_data import SHARED, require_shared
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("checkout")]  # port 8765
 
 DOC = REPO / "docs" / "install.md"
 WHEELHOUSE = REPO / ".venv" / "wheelhouse"
