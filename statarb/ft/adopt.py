@@ -19,6 +19,7 @@ from freqtrade.exchange import timeframe_to_minutes
 from freqtrade.persistence import Order, Trade
 
 from statarb.ft import FREQTRADE_VERSION
+from statarb.ft.exchange import exchange_of
 
 __all__ = ["FREQTRADE_VERSION", "adopt_entry"]
 
@@ -34,7 +35,7 @@ def adopt_entry(strategy: Any, pair: str, order: dict[str, Any], enter_tag: str,
             f"cannot adopt order {order.get('id')} on {pair}: filled={filled}, price={price} "
             "(only an order with a fill and a price can become a trade)"
         )
-    exchange = strategy.dp._exchange  # Freqtrade-internal
+    exchange = exchange_of(strategy.dp)
     config = strategy.config
     side = str(order["side"])
     fee = exchange.get_fee(symbol=pair, taker_or_maker="maker")

@@ -15,11 +15,12 @@ from typing import Any
 from statarb.ft import FREQTRADE_VERSION
 
 __all__ = [
-    "FREQTRADE_VERSION", "cancel_order", "close_position", "entry_orders", "open_positions",
+    "FREQTRADE_VERSION", "cancel_order", "close_position", "entry_orders", "exchange_of",
+    "open_positions",
 ]
 
 
-def _exchange(dp: Any) -> Any:
+def exchange_of(dp: Any) -> Any:
     return dp._exchange  # Freqtrade-internal: the Exchange instance behind the dp
 
 
@@ -29,7 +30,7 @@ def open_positions(dp: Any) -> dict[str, float]:
     Raises whatever the exchange raises: the caller decides whether to retry.
     """
     out: dict[str, float] = {}
-    for pos in _exchange(dp).fetch_positions():
+    for pos in exchange_of(dp).fetch_positions():
         contracts = float(pos.get("contracts") or 0.0)
         if not contracts:
             continue
@@ -45,7 +46,7 @@ def entry_orders(dp: Any, pair: str, side: str, since: datetime) -> list[dict[st
     This is how a ghost is found: an order the exchange accepted while the bot never got
     the answer. Raises whatever the exchange raises.
     """
-    exchange = _exchange(dp)
+    exchange = exchange_of(dp)
     orders = exchange.fetch_orders(pair, since)
     out = []
     for order in orders:
@@ -62,7 +63,7 @@ def close_position(dp: Any, pair: str, signed_amount: float, leverage: float) ->
     For positions no trade owns (Freqtrade would never close them): a leg whose order was
     sent just before a crash, an untracked leftover.
     """
-    exchange = _exchange(dp)
+    exchange = exchange_of(dp)
     side = "sell" if signed_amount > 0 else "buy"
     rate = 0.0  # Binance takes market orders without a price: no ticker request on the way
     if exchange._order_needs_price(side, "market"):
@@ -76,4 +77,4 @@ def close_position(dp: Any, pair: str, signed_amount: float, leverage: float) ->
 
 def cancel_order(dp: Any, pair: str, order_id: str) -> None:
     """Cancel an order Freqtrade does not know (a ghost still open). Raises on failure."""
-    _exchange(dp).cancel_order(order_id, pair)
+    exchange_of(dp).cancel_order(order_id, pair)

@@ -23,6 +23,7 @@ from typing import Any
 from freqtrade.persistence import Order, Trade
 
 from statarb.ft import FREQTRADE_VERSION
+from statarb.ft.exchange import exchange_of
 
 __all__ = ["FREQTRADE_VERSION", "RECORD_TAG", "record_reduction"]
 
@@ -47,7 +48,7 @@ def record_reduction(dp: Any, trade: Trade, held: float) -> list[str]:
     last price tagged :data:`RECORD_TAG`. Returns the order ids recorded. A trade brought
     to zero is closed by Freqtrade's own arithmetic (``Trade.update_trade``).
     """
-    exchange = dp._exchange  # Freqtrade-internal
+    exchange = exchange_of(dp)
     step = float(trade.amount_precision or 0.0)
     tolerance = max(step / 2, 1e-12)
     missing = float(trade.amount) - held
