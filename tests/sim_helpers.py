@@ -27,7 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def subprocess_env() -> dict[str, str]:
     """Environment for child interpreters run from ``/`` (proves defaults ignore the cwd)."""
-    return {**os.environ, "PYTHONPATH": str(REPO)}
+    inherited = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    return {**inherited, "PYTHONPATH": str(REPO)}  # no 80-column wrap from an xdist worker
 
 
 def feather(base: str, kind: str) -> pd.DataFrame:

@@ -31,8 +31,14 @@ CLOSED_PROXY = "http://127.0.0.1:9"
 
 def offline_env(**extra: str) -> dict[str, str]:
     """The current environment with every proxy at a closed loopback port, loopback
-    exempted, and the project on ``PYTHONPATH``; ``extra`` is added last."""
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    exempted, and the project on ``PYTHONPATH``; ``extra`` is added last.
+
+    ``COLUMNS`` and ``LINES`` are not inherited (only set through ``extra``): a pytest-xdist
+    worker sets them to 80x24, and Freqtrade's log would then wrap its lines at 80, which
+    splits the timestamped lines the harness reads (the supervision start, the orders).
+    """
+    env = {k: v for k, v in os.environ.items()
+           if "proxy" not in k.lower() and k not in ("COLUMNS", "LINES")}
     for key in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
         env[key] = env[key.lower()] = CLOSED_PROXY
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
