@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -13,6 +12,7 @@ from urllib.parse import urlencode
 import numpy as np
 import pandas as pd
 
+from statarb.harness.offline import offline_env
 from statarb.sim import DEFAULT_DATADIR, SimServer
 from statarb.sim.run import DEFAULT_OVERLAY, retarget
 
@@ -26,9 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def subprocess_env() -> dict[str, str]:
-    """Environment for child interpreters run from ``/`` (proves defaults ignore the cwd)."""
-    inherited = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
-    return {**inherited, "PYTHONPATH": str(REPO)}  # no 80-column wrap from an xdist worker
+    """Environment for child interpreters run from ``/`` (proves defaults ignore the cwd):
+    the harness's offline environment, with the project on ``PYTHONPATH``."""
+    return offline_env()
 
 
 def feather(base: str, kind: str) -> pd.DataFrame:

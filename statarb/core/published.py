@@ -23,7 +23,7 @@ import pandas as pd
 
 from statarb.core.hedge import KALMAN_COLUMNS, has_kalman_state
 
-__all__ = ["Couple", "Selection", "SelectionFile", "publish", "read"]
+__all__ = ["Couple", "Selection", "SelectionFile", "publish", "read", "selection_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +140,12 @@ class Selection:
                 raise ValueError(f"couple {c.name} has non-finite values: {c}")
         return cls(couples, formation_start, formation_end, created, timeframe,
                    dict(skipped or {}), tuple(inputs), settings)
+
+
+def selection_path(user_data_dir: str | Path | None) -> Path | None:
+    """Where the pairlist publishes and the strategy and ``/couples`` read: the file in
+    Freqtrade's ``user_data_dir`` (None without one)."""
+    return Path(user_data_dir) / FILE_NAME if user_data_dir else None
 
 
 def publish(selection: Selection, path: Path) -> None:

@@ -36,7 +36,6 @@ import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -143,15 +142,14 @@ def _selection(config: dict[str, Any]) -> tuple[SelectionView | None, list[str]]
     """The pairlist's latest selection: the file it wrote."""
     from statarb.core import published
 
-    selection = None
-    if config.get("user_data_dir"):
-        path = Path(config["user_data_dir"]) / published.FILE_NAME
-        if path.is_file():
-            try:
-                selection = published.read(path)
-            except ValueError as exc:
-                return None, [str(exc)]
-    return (SelectionView.from_selection(selection) if selection is not None else None), []
+    path = published.selection_path(config.get("user_data_dir"))
+    if path is None or not path.is_file():
+        return None, []
+    try:
+        selection = published.read(path)
+    except ValueError as exc:
+        return None, [str(exc)]
+    return SelectionView.from_selection(selection), []
 
 
 def couples_report(rpc: Any, config: dict[str, Any], now: datetime | None = None

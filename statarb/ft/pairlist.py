@@ -17,7 +17,6 @@ import json
 import logging
 from dataclasses import asdict
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -29,7 +28,7 @@ from freqtrade.plugins.pairlist.IPairList import IPairList, PairlistParameter, S
 
 from statarb.core.hedge import HEDGES
 from statarb.core.panel import build_log_panel
-from statarb.core.published import FILE_NAME, Selection, publish, read
+from statarb.core.published import Selection, publish, read, selection_path
 from statarb.core.selection import SelectionParams, choose_couples, history_length
 from statarb.ft.runmode import run_mode
 
@@ -90,8 +89,7 @@ class CointegrationFilter(IPairList):
             )
         self._history = history_length(self._lookback, self._params, max(self._step, 1))
         self._candle_type = self._config.get("candle_type_def")
-        user_data = self._config.get("user_data_dir")
-        self._path = Path(user_data) / FILE_NAME if user_data else None
+        self._path = selection_path(self._config.get("user_data_dir"))
         self._selection: Selection | None = None
         self._refreshed_at = 0.0
         self._incoming: tuple[str, ...] = ()

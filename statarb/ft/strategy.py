@@ -150,9 +150,8 @@ class CointPairsStrategy(IStrategy):
                 "together; set them to \"market\" (or leave them out of the config)"
             )
         # What the pairlist published (dry-run and live): its file is the one channel.
-        user_data = config.get("user_data_dir")
         self.selection_file = published.SelectionFile(
-            Path(user_data) / published.FILE_NAME if user_data else None)
+            published.selection_path(config.get("user_data_dir")))
         self.couples = CouplePlan(self)
         self.entries = CoupleEntries(self)
         self._exits: dict[str, str] = {}  # couple id -> exit reason decided by one leg
