@@ -71,3 +71,22 @@ def test_an_edited_config_is_kept_unless_forced(tmp_path: Path, capsys) -> None:
 def test_a_bad_port_is_refused_by_value(tmp_path: Path) -> None:
     with pytest.raises(userdir.SetupError, match=r"--simulator 70000: a port is 1\.\.65535"):
         userdir.setup(make_userdir(tmp_path), simulator_port=70000)
+
+
+def test_the_checkout_ships_every_folder_freqtrade_makes_in_user_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh clone's ``user_data`` already has each folder Freqtrade's start-up makes:
+    two freqtrade commands started at once there (two test workers, a user's backtest
+    beside ``make sim``) otherwise race to make them, and the second dies with
+    ``FileExistsError`` in ``create_userdata_dir``."""
+    from freqtrade.configuration.directory_operations import create_userdata_dir
+
+    shipped = Path(__file__).resolve().parents[1] / "user_data"
+    clone = tmp_path / "user_data"
+    for keep in shipped.glob("*/.gitkeep"):  # the folders a clone gets (git keeps no empty one)
+        (clone / keep.parent.name).mkdir(parents=True)
+    made: list[str] = []
+    monkeypatch.setattr(Path, "mkdir", lambda self, *a, **k: made.append(self.name))
+    create_userdata_dir(str(clone), create_dir=False)
+    assert made == [], f"user_data/{made} must ship with the checkout (a .gitkeep in each)"
