@@ -44,8 +44,9 @@ SCAN_ARGS ?=
 VARIANTS ?= research/sweep.yml
 RESEARCH_ARGS ?=
 PYTEST_ARGS ?=
-# make test runs the suite on this many pytest-xdist workers (the tests mostly wait).
-TEST_WORKERS ?= 2
+# make test runs the suite on this many pytest-xdist workers: the tests mostly wait (a
+# two-worker run used 0.7 of the two cores), so three on two cores.
+TEST_WORKERS ?= 3
 # One BLAS thread per process: two workers each spinning two BLAS threads on two cores
 # made the statsmodels parity test 3x slower (64 s against 19 s beside a busy core).
 ONE_BLAS_THREAD := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
