@@ -24,6 +24,11 @@ from tests.offline import (
 from tests.shared_data import DATADIR
 
 THROTTLE_S = 2  # process_throttle_secs of this run: one bot loop
+PARTNER_CLOSED = ("partner_exit", "reconcile_close")
+"""How the partner of a leg a user force-exits is recorded: ``partner_exit`` when it is
+closed after its partner was seen flat (the strategy's exit check, or the supervisor),
+``reconcile_close`` when the supervisor closed it first, seeing the couple leaving while the
+forced leg's order was still open (seen on a loaded machine). Both are the couple leaving."""
 
 
 class Bot:

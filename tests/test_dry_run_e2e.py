@@ -18,7 +18,7 @@ import pytest
 
 from statarb.harness.offline import shifted_clock
 from statarb.sim import SimServer
-from tests.bots import THROTTLE_S, Bot
+from tests.bots import PARTNER_CLOSED, THROTTLE_S, Bot
 from tests.offline import (
     REPLAY_START,
     wait_for,
@@ -101,7 +101,7 @@ def test_dry_run_trades_the_published_couples_and_keeps_legs_together(bot: Bot) 
     wait_for("the partner to close", lambda: client.status() == [], 30, proc, log)
     elapsed = time.monotonic() - forced_at
     closed = {t["pair"]: t for t in client.trades()["trades"]}
-    assert closed[first["y"]]["exit_reason"] == "partner_exit"
+    assert closed[first["y"]]["exit_reason"] in PARTNER_CLOSED
     assert closed[first["x"]]["exit_reason"] == "force_exit"
     print(f"partner closed {elapsed:.1f} s after the forced exit (loop {THROTTLE_S} s)")
     assert elapsed <= 2 * THROTTLE_S + 3
