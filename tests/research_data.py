@@ -10,7 +10,7 @@ PAIRS = ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT", "AVAX/USDT:USDT",
          "LINK/USDT:USDT", "DOT/USDT:USDT", "ADA/USDT:USDT", "NEAR/USDT:USDT"]
 
 
-SMALL = {"walk_forward": {"formation_days": 20, "reform_hours": 24, "z_window": 60,
+SMALL = {"walk_forward": {"formation_days": 20, "reform_hours": 24, "z_window_hours": 60,
                           "horizon_hours": 168}}
 
 

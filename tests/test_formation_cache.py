@@ -26,7 +26,7 @@ from tests.shared_data import FUTURES, require_shared
 
 HOUR = pd.Timedelta(hours=1)
 COINS = ["BTC", "ETH", "SOL", "AVAX", "LINK", "DOT"]
-SMALL = {"formation_days": 20, "reform_hours": 24, "z_window": 60, "horizon_hours": 168}
+SMALL = {"formation_days": 20, "reform_hours": 24, "z_window_hours": 60, "horizon_hours": 168}
 
 
 def settings(**selection) -> StrategySettings:

@@ -132,7 +132,7 @@ def test_sweep_builds_each_formation_setting_once(tmp_path: Path, bench: Workben
     counted once, and a second sweep loads them all from the cache."""
     points = parse_variants({
         "base": {"statarb": SMALL},
-        "grid": {"statarb.walk_forward.z_window": [40, 50, 60],
+        "grid": {"statarb.walk_forward.z_window_hours": [40, 50, 60],
                  "statarb.selection.hedge": ["ols", "tls"]},
     }, "test")
     fresh = copy.copy(bench)

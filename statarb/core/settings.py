@@ -63,6 +63,56 @@ def _number(value: Any) -> Any:
         else value
 
 
+def _candles(key: str, value: Any, candle: pd.Timedelta, *, least: int = 1, why: str = "",
+             unit: str = "h") -> int:
+    """A wall-time window (``key``, in hours or with ``unit="days"`` in days) as a whole
+    number of ``candle`` candles.
+
+    Why: windows are set in wall time so one config means the same span at 5m and at 1h;
+    a span that is not a whole number of candles, or too few candles for what reads it,
+    is refused by name instead of being rounded into a different window.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"statarb.{key}={value!r} must be a positive number of "
+                         f"{'days' if unit == 'days' else 'hours'}")
+    span = pd.Timedelta(days=float(value)) if unit == "days" else pd.Timedelta(hours=float(value))
+    count = span / candle
+    tf = _timeframe(candle)
+    if abs(count - round(count)) > 1e-9:
+        raise ValueError(f"statarb.{key}={value:g} is not a whole number of {tf} candles "
+                         f"({count:g}); give a multiple of {candle / HOUR:g} h")
+    if round(count) < least:
+        raise ValueError(f"statarb.{key}={value:g} is {round(count)} {tf} candles; {why} "
+                         f"needs at least {least} ({least * candle / HOUR:g} h at {tf})")
+    return round(count)
+
+
+def _timeframe(candle: pd.Timedelta) -> str:
+    """Freqtrade's name of a candle width (``15m``, ``1h``)."""
+    minutes = int(candle / pd.Timedelta(minutes=1))
+    return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
+
+
+#: Keys that counted candles, refused with their wall-time replacement: a window in
+#: candles is a different span on every timeframe.
+_CANDLE_KEYS = {
+    ("walk_forward", "z_window"): "z_window_hours",
+    ("regime", "vol_window"): "vol_window_hours",
+    ("regime", "lookback"): "lookback_hours",
+    ("regime", "cooldown"): "cooldown_hours",
+}
+
+
+def _refuse_candle_keys(part: str, values: dict[str, Any]) -> None:
+    for (where, old), new in _CANDLE_KEYS.items():
+        if where == part and old in values:
+            raise ValueError(
+                f"statarb.{part}.{old}={values[old]!r} counts candles, so it would mean a "
+                f"different span on each timeframe; set statarb.{part}.{new} (hours; on 1h "
+                "candles the same number)"
+            )
+
+
 def _flag(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"statarb.{name}={value!r} must be true or false")
@@ -104,16 +154,20 @@ class StrategySettings:
                 f"unknown key(s) {unknown} in the 'statarb' config section; allowed: "
                 f"{sorted(allowed)}"
             )
-        per_hour = HOUR / candle
         wf = dict(section.get("walk_forward") or {})
-        wf_allowed = {"formation_days", "reform_hours", "z_window", "z_half_lives",
+        _refuse_candle_keys("walk_forward", wf)
+        wf_allowed = {"formation_days", "reform_hours", "z_window_hours", "z_half_lives",
                       "horizon_hours"}
         reject_unknown("walk_forward key", wf, wf_allowed)
         walk = WalkForwardParams(
-            formation=int(wf.get("formation_days", 60) * 24 * per_hour),
-            reform_every=int(wf.get("reform_hours", 24) * per_hour),
-            z_window=int(wf.get("z_window", 100)),
-            horizon=int(wf.get("horizon_hours", 168) * per_hour),
+            formation=_candles("walk_forward.formation_days", wf.get("formation_days", 60),
+                               candle, least=100, why="the ADF lag search of a formation",
+                               unit="days"),
+            reform_every=_candles("walk_forward.reform_hours", wf.get("reform_hours", 24),
+                                  candle),
+            z_window=_candles("walk_forward.z_window_hours", wf.get("z_window_hours", 100),
+                              candle, least=10, why="the rolling z-score"),
+            horizon=int(_number(wf.get("horizon_hours", 168)) * (HOUR / candle)),
             z_half_lives=_number(wf.get("z_half_lives", 0.0)),
         )
         sig = dict(section.get("signals") or {})
@@ -132,6 +186,13 @@ class StrategySettings:
                 "multipliers are the hyperoptable strategy parameters regime_high_mult and "
                 "regime_extreme_mult (LOW and NORMAL trade full size)"
             )
+        _refuse_candle_keys("regime", reg)
+        for key, default, least, why in (
+                ("vol_window_hours", 24, 2, "the volatility window"),
+                ("lookback_hours", 720, 2, "the volatility percentile lookback"),
+                ("cooldown_hours", 12, 1, "the shock cooldown")):
+            reg[key.removesuffix("_hours")] = _candles(
+                f"regime.{key}", reg.pop(key, default), candle, least=least, why=why)
         if "bounds" in reg:
             reg["bounds"] = tuple(reg["bounds"])
         leverage = float(section.get("leverage", 1.0))

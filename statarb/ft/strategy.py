@@ -204,7 +204,7 @@ class CointPairsStrategy(IStrategy):
                    else pd.DataFrame(columns=["y", "x", "alpha", "beta", "half_life"]))
         wf = self.settings.walk_forward
         # Values for the last week (what FreqUI shows); decisions only on the last candle.
-        start = max(wf.z_window - 1, len(index) - 7 * 24)
+        start = max(wf.z_window - 1, len(index) - int(pd.Timedelta(days=7) / freq))
         filter_from = None
         if selection is not None and has_kalman_state(couples):
             # The Kalman ratio goes on from the candle after the formation window, as in
