@@ -15,6 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 DATADIR = SHARED / "data" / "binance"
 FUTURES = DATADIR / "futures"
+DATADIR_5M = SHARED / "data" / "binance_5m"
+"""Eleven liquid coins' 5-minute candles (with 1h marks and funding), for intraday runs."""
+FUTURES_5M = DATADIR_5M / "futures"
 MARKETS = SHARED / "markets" / "binance_usdm_exchangeInfo.json"
 CCXT_MARKETS = SHARED / "markets" / "binance_usdm_markets.json"
 

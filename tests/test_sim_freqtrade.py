@@ -135,6 +135,63 @@ def test_freqtrade_loads_the_download_like_the_source(download: Download) -> Non
             pd.testing.assert_frame_equal(got, want.reset_index(drop=True), check_exact=True)
 
 
+COINS_5M = ("BTC", "OP")
+START_5M, END_5M = pd.Timestamp("2025-03-01T00:00Z"), pd.Timestamp("2025-04-01T00:00Z")
+
+
+@pytest.fixture(scope="module")
+def download15m(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Download]:
+    """``download-data --timeframes 15m`` through a simulator serving the 5m data."""
+    from tests.shared_data import DATADIR_5M
+
+    tmp = tmp_path_factory.mktemp("ftdl15")
+    (tmp / "user_data").mkdir()
+    config = json.loads(write_config(tmp).read_text())
+    config["exchange"]["pair_whitelist"] = [f"{c}/USDT:USDT" for c in COINS_5M]
+    (tmp / "config.json").write_text(json.dumps(config))
+    with SimServer(datadir=DATADIR_5M) as sim:
+        overlay = write_overlay(DEFAULT_OVERLAY, sim.port, DATADIR_5M, tmp)
+        result = subprocess.run(
+            [FREQTRADE, "download-data", "--config", str(tmp / "config.json"),
+             "--config", str(overlay), "--userdir", str(tmp / "user_data"),
+             "--datadir", str(tmp / "data"), "--trading-mode", "futures",
+             "--timeframes", "15m", "--timerange", f"{START_5M:%Y%m%d}-{END_5M:%Y%m%d}"],
+            cwd=tmp, env=offline_env(), capture_output=True, text=True, timeout=300,
+        )
+        yield Download(result, tmp / "data", dict(sim.stats.by_path), dict(sim.stats.unhandled))
+
+
+@pytest.mark.parametrize("coin", COINS_5M)
+def test_download_at_15m_reproduces_the_5m_data_resampled(download15m: Download,
+                                                          coin: str) -> None:
+    """The 15m candles freqtrade stores equal the shared 5m candles resampled by pandas
+    (open times from midnight UTC, as Binance aligns them; volumes summed), and the hourly
+    marks and the funding beside them equal their files."""
+    from tests.shared_data import FUTURES_5M
+
+    assert download15m.result.returncode == 0, download15m.result.stderr[-3000:]
+    assert download15m.unhandled == {}
+    got = pd.read_feather(download15m.datadir / f"futures/{coin}_USDT_USDT-15m-futures.feather")
+    src = pd.read_feather(FUTURES_5M / f"{coin}_USDT_USDT-5m-futures.feather")
+    want = src.set_index("date").resample("15min").agg(
+        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+    got = got.set_index(got["date"].dt.as_unit("ns")).drop(columns="date")
+    assert got.index[0] == START_5M and got.index[-1] >= END_5M - pd.Timedelta("15min")
+    want = want.loc[got.index[0]:got.index[-1]]
+    assert got.index.tolist() == want.index.tolist()
+    for col in ("open", "high", "low", "close"):
+        assert got[col].tolist() == want[col].tolist(), col
+    pd.testing.assert_series_equal(got["volume"], want["volume"], check_exact=False,
+                                   rtol=1e-12, check_names=False, check_freq=False)
+    for kind in ("mark", "funding_rate"):
+        name = f"futures/{coin}_USDT_USDT-1h-{kind}.feather"
+        mine = pd.read_feather(download15m.datadir / name)
+        mine["date"] = mine["date"].dt.as_unit("ns")
+        theirs = pd.read_feather(FUTURES_5M.parent / name)
+        theirs = theirs[theirs["date"].between(mine["date"].iloc[0], mine["date"].iloc[-1])]
+        pd.testing.assert_frame_equal(mine, theirs.reset_index(drop=True), check_exact=True)
+
+
 def test_run_wrapper_with_freqtrade(tmp_path: Path) -> None:
     """``python -m statarb.sim.run -- freqtrade ... config.offline.json`` end to end."""
     (tmp_path / "user_data").mkdir()

@@ -132,7 +132,7 @@ def test_resample_aligns_buckets_in_shown_time() -> None:
     ones = np.ones(48)
     c = Candles(opens, ones, ones, ones, ones, ones)
     shift = 5 * HOUR
-    daily = resample(c, 24, shift)
+    daily = resample(c, DAY, shift)
     assert (daily.open_ms + shift).tolist() == [0, DAY, 2 * DAY]  # midnights as shown
     assert daily.volume.tolist() == [19.0, 24.0, 5.0]
 

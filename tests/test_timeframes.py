@@ -4,10 +4,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 import pandas as pd
 import pytest
 
 from statarb.core.settings import StrategySettings
+from statarb.sim import MarketData, ReplayClock, SimServer
+from statarb.sim.clock import parse_instant
+from tests.sim_helpers import get
 
 TIMEFRAMES = {"5m": 5, "15m": 15, "30m": 30, "1h": 60}
 
@@ -50,3 +58,100 @@ def test_a_window_that_does_not_fit_the_timeframe_is_refused_by_name(
         tf: str, section: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         StrategySettings.from_config({"statarb": section}, pd.Timedelta(minutes=TIMEFRAMES[tf]))
+
+
+# ---------------------------------------------------------------- the simulator at 5m
+OHLCV = {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+
+
+def resampled(coin: str, rule: str) -> pd.DataFrame:
+    """The shared 5m candles of ``coin`` resampled by pandas (buckets from midnight UTC,
+    as Binance aligns its intervals): the independent reference for the simulator."""
+    from tests.shared_data import FUTURES_5M
+
+    src = pd.read_feather(FUTURES_5M / f"{coin}_USDT_USDT-5m-futures.feather")
+    return src.set_index("date").resample(rule).agg(OHLCV)
+
+
+@pytest.fixture(scope="module")
+def sim5m() -> Iterator[SimServer]:
+    from tests.shared_data import DATADIR_5M, MARKETS
+
+    market = MarketData(DATADIR_5M, MARKETS)
+    clock = ReplayClock.fixed("2025-06-01T00:07:30Z")  # half-way through a 5m candle
+    with SimServer(market_data=market, clock=clock) as server:
+        yield server
+
+
+def _klines(sim: SimServer, interval: str, **params: Any) -> list[list[Any]]:
+    status, rows, _ = get(sim, "/fapi/v1/klines", symbol="OPUSDT", interval=interval,
+                          **params)
+    assert status == 200, rows
+    return rows
+
+
+@pytest.mark.parametrize("interval", ["5m", "15m", "30m", "1h", "4h"])
+def test_the_simulator_serves_5m_data_and_resamples_it_as_binance(
+        sim5m: SimServer, interval: str) -> None:
+    rows = _klines(sim5m, interval, startTime=parse_instant("2025-05-01T00:00:00Z"),
+                   limit=150)
+    want = resampled("OP", interval.replace("m", "min")).loc["2025-05-01":].iloc[:150]
+    width = pd.Timedelta(interval.replace("m", "min")) // pd.Timedelta("1ms")
+    assert [r[0] for r in rows] == (want.index.as_unit("ms").asi8).tolist()
+    assert all(r[6] - r[0] + 1 == width for r in rows)
+    for i, col in enumerate(("open", "high", "low", "close"), start=1):
+        assert [float(r[i]) for r in rows] == want[col].tolist(), col
+    assert np.allclose([float(r[5]) for r in rows], want["volume"], rtol=1e-12, atol=0)
+
+
+def test_the_forming_candle_at_each_interval_shows_only_the_price_so_far(
+        sim5m: SimServer) -> None:
+    """At 00:07:30 the 5m candle of 00:05 is half done; the 15m, 30m and 1h candles of
+    00:00 hold the two closed 5m candles and that half, never the candle's final close."""
+    full = resampled("OP", "5min").loc["2025-06-01 00:00":"2025-06-01 00:05"]
+    half = full["open"].iloc[1] + (full["close"].iloc[1] - full["open"].iloc[1]) * 0.5
+    last5 = _klines(sim5m, "5m", limit=2)
+    assert last5[-1][0] == parse_instant("2025-06-01T00:05:00Z")
+    assert float(last5[-1][4]) == pytest.approx(half, rel=1e-12)
+    for interval in ("15m", "30m", "1h"):
+        forming = _klines(sim5m, interval, limit=1)[-1]
+        assert forming[0] == parse_instant("2025-06-01T00:00:00Z")
+        assert float(forming[1]) == full["open"].iloc[0]
+        assert float(forming[4]) == pytest.approx(half, rel=1e-12)
+
+
+def test_an_interval_finer_than_the_data_is_refused_as_binance_refuses_a_bad_one(
+        sim5m: SimServer) -> None:
+    status, body, _ = get(sim5m, "/fapi/v1/klines", symbol="OPUSDT", interval="1m")
+    assert (status, body) == (400, {"code": -1120, "msg": "Invalid interval."})
+    status, body, _ = get(sim5m, "/fapi/v1/markPriceKlines", symbol="OPUSDT",
+                          interval="15m")  # marks are hourly
+    assert (status, body["code"]) == (400, -1120)
+
+
+def test_hourly_marks_and_funding_are_served_beside_5m_candles(sim5m: SimServer) -> None:
+    from tests.shared_data import FUTURES_5M
+
+    rows = get(sim5m, "/fapi/v1/markPriceKlines", symbol="OPUSDT", interval="1h",
+               startTime=parse_instant("2025-05-01T00:00:00Z"), limit=48)[1]
+    mark = pd.read_feather(FUTURES_5M / "OP_USDT_USDT-1h-mark.feather").set_index("date")
+    want = mark.loc["2025-05-01":].iloc[:48]
+    assert [float(r[4]) for r in rows] == want["close"].tolist()
+    funding = get(sim5m, "/fapi/v1/fundingRate", symbol="OPUSDT",
+                  startTime=parse_instant("2025-03-21T00:00:00Z"), limit=20)[1]
+    rates = pd.read_feather(FUTURES_5M / "OP_USDT_USDT-1h-funding_rate.feather")
+    rates = rates[rates["date"] >= "2025-03-21"].iloc[:20]
+    assert [f["fundingTime"] for f in funding] == rates["date"].dt.as_unit("ms").astype(
+        "int64").tolist()
+    assert [float(f["fundingRate"]) for f in funding] == rates["funding_rate"].tolist()
+
+
+def test_a_datadir_with_two_candle_widths_is_refused(tmp_path: Path) -> None:
+    from tests.shared_data import FUTURES, FUTURES_5M, MARKETS
+
+    (tmp_path / "futures").mkdir()
+    for path in (FUTURES / "BTC_USDT_USDT-1h-futures.feather",
+                 FUTURES_5M / "ETH_USDT_USDT-5m-futures.feather"):
+        (tmp_path / "futures" / path.name).symlink_to(path)
+    with pytest.raises(ValueError, match=r"several timeframes \['5m', '1h'\]"):
+        MarketData(tmp_path, MARKETS)

@@ -24,7 +24,7 @@ import numpy as np
 
 from statarb.sim.clock import HOUR_MS
 from statarb.sim.klines import (
-    INTERVAL_HOURS,
+    INTERVAL_MS,
     fmt,
     price_now,
     resample,
@@ -115,12 +115,14 @@ def _opt_symbol(md: MarketData, q: Query) -> SymbolInfo | None:
 def _kline_rows(
     c: Candles | None, now: int, q: Query, interval_ms: int, mark_like: bool, shift_ms: int
 ) -> list[list[Any]]:
-    hours = INTERVAL_HOURS[q["interval"]]
     limit = _limit(q, 500, 1500)
     start, end = _time_range(q)
     if c is None:
         return []
-    cut = resample(visible(c, now), hours, shift_ms)
+    if interval_ms % c.width_ms:
+        # Finer than the recorded candles: there is nothing true to serve.
+        raise BinanceError(400, -1120, "Invalid interval.")
+    cut = resample(visible(c, now), interval_ms, shift_ms)
     rows = cut.take(window(cut.open_ms, start, end, limit))
     out: list[list[Any]] = []
     for t, o, h, lo, cl, v in zip(
@@ -148,9 +150,9 @@ def _interval_ms(q: Query) -> int:
     interval = q.get("interval", "")
     if not interval:
         raise mandatory("interval")
-    if interval not in INTERVAL_HOURS:
+    if interval not in INTERVAL_MS:
         raise BinanceError(400, -1120, "Invalid interval.")
-    return INTERVAL_HOURS[interval] * HOUR_MS
+    return INTERVAL_MS[interval]
 
 
 def _klines_of(kind: CandleKind, mark_like: bool, symbol_param: str = "symbol") -> Handler:
@@ -238,13 +240,14 @@ def _snapshot(md: MarketData, symbol: str, now: int) -> Snapshot | None:
     if c is None or last is None:
         return None
     seen = visible(c, now)
-    day = seen.take(slice(max(0, len(seen) - 24), len(seen)))
+    day = seen.take(slice(max(0, len(seen) - DAY_MS // c.width_ms), len(seen)))
     mark_c = md.candles(symbol, "mark")
     mark = last
     if mark_c is not None:
         j = int(np.searchsorted(mark_c.open_ms, now, side="right")) - 1
-        # Only trust the mark file when it has a 1h candle covering now (8h files do not).
-        if j >= 0 and now < int(mark_c.open_ms[j]) + HOUR_MS:
+        # Only trust the mark file when it has a candle covering now (8h-spaced files
+        # named 1h do not).
+        if j >= 0 and now < int(mark_c.open_ms[j]) + mark_c.width_ms:
             mark = price_now(mark_c, now) or last
     return Snapshot(md.symbols[symbol], last, mark, day)
 
@@ -274,7 +277,8 @@ def _qty(value: float, step: Decimal) -> Decimal:
 
 def _level_qty(snap: Snapshot, level: int) -> Decimal:
     """Synthetic size at book level ``level``: a slice of the average hourly volume."""
-    hourly = float(snap.day.volume.mean()) if len(snap.day) else 0.0
+    per_candle = float(snap.day.volume.mean()) if len(snap.day) else 0.0
+    hourly = per_candle * HOUR_MS / snap.day.width_ms
     return _qty(hourly / 200.0 * (1.0 + level / 10.0), snap.info.step)
 
 
@@ -288,7 +292,7 @@ def _bid_ask(snap: Snapshot) -> tuple[Decimal, Decimal]:
 
 
 def ticker_24hr(md: MarketData, now: int, q: Query, shift_ms: int) -> Any:
-    """GET /fapi/v1/ticker/24hr over the 24 1h candles up to the clock."""
+    """GET /fapi/v1/ticker/24hr over the day of candles up to the clock."""
     snaps, single = _snapshots(md, now, q)
     out = []
     for s in snaps:

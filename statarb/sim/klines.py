@@ -14,8 +14,14 @@ import numpy as np
 from statarb.sim.clock import HOUR_MS
 from statarb.sim.market_data import Candles
 
-INTERVAL_HOURS: dict[str, int] = {"1h": 1, "2h": 2, "4h": 4, "6h": 6, "8h": 8, "12h": 12, "1d": 24}
-"""Intervals we can build from 1h data. Binance aligns all of them to the UTC epoch."""
+MINUTE_MS = 60_000
+INTERVAL_MS: dict[str, int] = {
+    "1m": MINUTE_MS, "3m": 3 * MINUTE_MS, "5m": 5 * MINUTE_MS, "15m": 15 * MINUTE_MS,
+    "30m": 30 * MINUTE_MS, "1h": HOUR_MS, "2h": 2 * HOUR_MS, "4h": 4 * HOUR_MS,
+    "6h": 6 * HOUR_MS, "8h": 8 * HOUR_MS, "12h": 12 * HOUR_MS, "1d": 24 * HOUR_MS,
+}
+"""Binance's kline intervals up to a day. Binance aligns all of them to the UTC epoch; the
+simulator serves those that are whole multiples of its data's candle width."""
 
 
 def fmt(value: float) -> str:
@@ -27,15 +33,16 @@ def fmt(value: float) -> str:
     return np.format_float_positional(float(value), unique=True, trim="0")
 
 
-def forming_fraction(open_ms: int, now_ms: int) -> float | None:
-    """Elapsed fraction of the 1h candle opening at ``open_ms``, None if it is complete."""
-    if open_ms <= now_ms < open_ms + HOUR_MS:
-        return (now_ms - open_ms) / HOUR_MS
+def forming_fraction(open_ms: int, now_ms: int, width_ms: int = HOUR_MS) -> float | None:
+    """Elapsed fraction of the ``width_ms`` candle opening at ``open_ms``, None if it is
+    complete."""
+    if open_ms <= now_ms < open_ms + width_ms:
+        return (now_ms - open_ms) / width_ms
     return None
 
 
 def interpolate(open_: float, close: float, frac: float) -> float:
-    """Price at ``frac`` of the hour: a straight line from open to close.
+    """Price at ``frac`` of the candle: a straight line from open to close.
 
     Exact at both ends (``frac == 0`` gives ``open`` bit for bit), so a candle served at
     its opening instant carries no information about where it will close.
@@ -50,7 +57,7 @@ def visible(c: Candles, now_ms: int) -> Candles:
     end = int(np.searchsorted(c.open_ms, now_ms, side="right"))
     if end == 0:
         return c.take(slice(0, 0))
-    frac = forming_fraction(int(c.open_ms[end - 1]), now_ms)
+    frac = forming_fraction(int(c.open_ms[end - 1]), now_ms, c.width_ms)
     if frac is None:
         return c.take(slice(0, end))
     i = end - 1
@@ -61,21 +68,23 @@ def visible(c: Candles, now_ms: int) -> Candles:
     cols[2][i] = min(o, price)
     cols[3][i] = price
     cols[4][i] = float(c.volume[i]) * frac
-    return Candles(c.open_ms[:end], *cols)
+    return Candles(c.open_ms[:end], *cols, width_ms=c.width_ms)
 
 
-def resample(c: Candles, hours: int, shift_ms: int = 0) -> Candles:
-    """Aggregate 1h rows into ``hours``-hour buckets aligned to the UTC epoch.
+def resample(c: Candles, width_ms: int, shift_ms: int = 0) -> Candles:
+    """Aggregate rows into ``width_ms`` buckets aligned to the UTC epoch, as Binance builds
+    its intervals: open of the first row, highest high, lowest low, close of the last row,
+    volumes summed, stamped with the bucket's open time.
 
-    Works on whatever rows exist, so 8h-spaced mark files resample correctly too. With
+    ``width_ms`` must be a whole multiple of the rows' width (the caller checks). Works on
+    whatever rows exist, so 8h-spaced mark files resample correctly too. With
     ``shift_ms`` (times served that much later than the data) the buckets are aligned in
     the shifted time the client sees, as Binance aligns them, while open times stay in data
     time; only the offset modulo the bucket width matters.
     """
-    if hours == 1 or len(c) == 0:
-        return c
-    width = hours * HOUR_MS
-    buckets = ((c.open_ms + shift_ms) // width) * width - shift_ms
+    if width_ms == c.width_ms or len(c) == 0:
+        return Candles(c.open_ms, c.open, c.high, c.low, c.close, c.volume, width_ms)
+    buckets = ((c.open_ms + shift_ms) // width_ms) * width_ms - shift_ms
     starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
     ends = np.r_[starts[1:], len(c)] - 1
     return Candles(
@@ -85,6 +94,7 @@ def resample(c: Candles, hours: int, shift_ms: int = 0) -> Candles:
         np.minimum.reduceat(c.low, starts),
         c.close[ends],
         np.add.reduceat(c.volume, starts),
+        width_ms,
     )
 
 
@@ -112,7 +122,7 @@ def price_now(c: Candles | None, now_ms: int) -> float | None:
     if end == 0:
         return None
     i = end - 1
-    frac = forming_fraction(int(c.open_ms[i]), now_ms)
+    frac = forming_fraction(int(c.open_ms[i]), now_ms, c.width_ms)
     if frac is None:
         return float(c.close[i])
     return interpolate(float(c.open[i]), float(c.close[i]), frac)

@@ -31,9 +31,15 @@ DEFAULT_MARKETS = (
 CandleKind = Literal["futures", "mark"]
 
 
+#: Candle widths a datadir's trade-candle files may have, finest first, by Freqtrade's name.
+FILE_TIMEFRAMES: dict[str, int] = {"1m": 60_000, "5m": 300_000, "15m": 900_000,
+                                   "30m": 1_800_000, "1h": HOUR_MS}
+
+
 @dataclass(frozen=True)
 class Candles:
-    """Column arrays of 1h candles sorted by open time (epoch ms, int64)."""
+    """Column arrays of candles sorted by open time (epoch ms, int64), each ``width_ms``
+    wide: 5m files serve 5m rows, and everything coarser is resampled from them."""
 
     open_ms: np.ndarray
     open: np.ndarray
@@ -41,6 +47,7 @@ class Candles:
     low: np.ndarray
     close: np.ndarray
     volume: np.ndarray
+    width_ms: int = HOUR_MS
 
     def __len__(self) -> int:
         return len(self.open_ms)
@@ -54,6 +61,7 @@ class Candles:
             self.low[sl],
             self.close[sl],
             self.volume[sl],
+            self.width_ms,
         )
 
 
@@ -91,6 +99,20 @@ def _filter(entry: dict, kind: str, key: str, default: str) -> Decimal:
     return Decimal(default)
 
 
+def _base_timeframe(futures_dir: Path) -> str:
+    """The finest timeframe of the ``*-<tf>-futures.feather`` files in ``futures_dir``.
+
+    Raises :class:`ValueError` when the folder holds candle files of two widths: which one
+    the simulator serves must not depend on which coin a client asks for first.
+    """
+    found = {path.name.rsplit("-", 2)[-2] for path in futures_dir.glob("*-futures.feather")}
+    known = [tf for tf in FILE_TIMEFRAMES if tf in found]
+    if len(known) > 1:
+        raise ValueError(f"{futures_dir} holds futures candles of several timeframes "
+                         f"{known}; give the simulator a datadir with one")
+    return known[0] if known else "1h"
+
+
 class MarketData:
     """exchangeInfo and the feather files of one freqtrade datadir, loaded on demand."""
 
@@ -102,6 +124,9 @@ class MarketData:
         if not self.markets_file.is_file():
             raise FileNotFoundError(f"markets file not found: {self.markets_file}")
         self.futures_dir = self.datadir / "futures"
+        self.base_timeframe = _base_timeframe(self.futures_dir)
+        """The finest trade-candle timeframe in the datadir: served as is, the rest resampled."""
+        self.base_ms = FILE_TIMEFRAMES[self.base_timeframe]
         # Served byte for byte: ccxt must parse exactly what Binance sent.
         self.exchange_info_bytes = self.markets_file.read_bytes()
         info = json.loads(self.exchange_info_bytes)
@@ -122,7 +147,10 @@ class MarketData:
         self._lock = threading.Lock()
 
     def _path(self, stem: str, suffix: str) -> Path:
-        return self.futures_dir / f"{stem}-1h-{suffix}.feather"
+        # Marks and funding come hourly beside any candle width (Freqtrade downloads them
+        # at 1h: its mark_ohlcv_timeframe and funding_fee_timeframe on Binance).
+        timeframe = self.base_timeframe if suffix == "futures" else "1h"
+        return self.futures_dir / f"{stem}-{timeframe}-{suffix}.feather"
 
     @property
     def symbols_with_data(self) -> list[str]:
@@ -161,13 +189,14 @@ class MarketData:
                             df[c].to_numpy("float64")
                             for c in ("open", "high", "low", "close", "volume")
                         ),
+                        width_ms=self.base_ms if suffix == "futures" else HOUR_MS,
                     )
         with self._lock:
             self._cache[key] = result
         return result
 
     def data_end_ms(self) -> int:
-        """Last trade-candle open + 1h over all symbols: the default replay instant.
+        """Last trade-candle close over all symbols: the default replay instant.
 
         Reads only the date column of each candle file, so it stays cheap and does not
         fill the cache with data nobody asked for.
@@ -178,7 +207,7 @@ class MarketData:
             assert stem is not None
             dates = pd.read_feather(self._path(stem, "futures"), columns=["date"])["date"]
             if len(dates):
-                end = max(end, int(_dates_ms(dates).max()) + HOUR_MS)
+                end = max(end, int(_dates_ms(dates).max()) + self.base_ms)
         if end == 0:
             raise ValueError(f"no candle files for any exchangeInfo symbol in {self.futures_dir}")
         return end
