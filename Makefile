@@ -19,6 +19,10 @@ OFFLINE ?= config.offline.json
 # The REST API / FreqUI overlay: only `make dry-run` needs it (see config.api.json).
 API_CONFIG ?= config.api.json
 STRATEGY ?= CointPairsStrategy
+# Freqtrade's timeframe (5m, 15m, 30m or 1h), passed to every command as
+# FREQTRADE__TIMEFRAME; the windows of the statarb section are wall time, so they mean the
+# same span at each. DATADIR=$(SHARED)/data/binance_5m holds 5m candles for them.
+TIMEFRAME ?= 1h
 TIMERANGE ?= 20240101-20260101
 # The first 60% of the shared data chooses parameters; the rest is out-of-sample.
 IS_TIMERANGE ?= 20240101-20250314
@@ -161,16 +165,22 @@ scan: install
 
 # The main job: starts the simulator on a free port (markets come from it), runs the plain
 # freqtrade backtest on the shared data and stops the simulator.
+# The datadir at TIMEFRAME (DATADIR itself, or once a download of it through the
+# simulator at TIMEFRAME, see statarb/tools/timeframe_data.py), and its whitelist pairs.
+TIMEFRAME_DATA = $(BIN)/python -m statarb.tools.timeframe_data --datadir $(DATADIR) \
+	--markets $(MARKETS) --config $(CONFIG) --timeframe $(TIMEFRAME)
+
 backtest: install
-	@$(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) -- \
+	@data=$$($(TIMEFRAME_DATA)) && pairs=$$($(TIMEFRAME_DATA) --pairs) && \
+	FREQTRADE__TIMEFRAME=$(TIMEFRAME) $(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) -- \
 		$(BIN)/freqtrade backtesting --config $(CONFIG) --config $(OFFLINE) \
-		--datadir $(DATADIR) --strategy $(STRATEGY) --timerange $(TIMERANGE) \
-		--export signals --cache none
+		--datadir $$data --strategy $(STRATEGY) --timerange $(TIMERANGE) \
+		--pairs $$pairs --export signals --cache none
 
 # Parameters are chosen on the in-sample part only; the result goes to
 # strategies/CointPairsStrategy.json, which later backtests pick up.
 hyperopt: install
-	@$(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) -- \
+	@FREQTRADE__TIMEFRAME=$(TIMEFRAME) $(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) -- \
 		$(BIN)/freqtrade hyperopt --config $(CONFIG) --config $(OFFLINE) \
 		--datadir $(DATADIR) --strategy $(STRATEGY) --timerange $(IS_TIMERANGE) \
 		--spaces buy sell --hyperopt-loss $(HYPEROPT_LOSS) --epochs $(EPOCHS) -j 2 \
@@ -204,14 +214,14 @@ dry-run: install
 	@$(BIN)/python -m statarb.ft.frequi --source $(SHARED)/frequi || \
 		echo "make dry-run: no FreqUI (freqtrade install-ui installs it where GitHub is reachable)"
 	@$(WITH_API_ENV) \
-	$(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) \
-		--start $(REPLAY_START) --shift-to-now -- \
+	FREQTRADE__TIMEFRAME=$(TIMEFRAME) $(BIN)/python -m statarb.sim.run --datadir $(DATADIR) \
+		--markets $(MARKETS) --start $(REPLAY_START) --shift-to-now -- \
 		$(BIN)/freqtrade trade --config $(CONFIG) --config $(OFFLINE) --config $(API_CONFIG) \
 		--strategy $(STRATEGY) \
 		--db-url $(DRYRUN_DB)
 
 test-pairlist: install
-	@$(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) \
+	@FREQTRADE__TIMEFRAME=$(TIMEFRAME) $(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) \
 		--start $(REPLAY_START) --shift-to-now -- \
 		$(BIN)/freqtrade test-pairlist --config $(CONFIG) --config $(OFFLINE)
 

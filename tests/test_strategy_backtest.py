@@ -24,6 +24,7 @@ from statarb.core.regime import market_regime
 from statarb.core.settings import StrategySettings
 from statarb.core.signals import SignalParams, build_plan
 from statarb.ft.data import load_frames
+from statarb.ft.startup import startup_candles
 from statarb.research.evaluate import Workbench
 from statarb.tools.report import couple_trips
 from tests.offline import FREQTRADE, REPO, offline_env
@@ -128,7 +129,7 @@ def test_trades_follow_the_core_plan(backtest, workbench) -> None:
     params = SignalParams(pair_stop=settings.pair_stop, min_edge_ratio=settings.min_edge_ratio,
                           max_open_couples=config["max_open_trades"] // 2,
                           round_trip_cost=0.001)
-    startup = settings.walk_forward.formation + settings.walk_forward.z_window
+    startup = startup_candles(settings.walk_forward, config, config["timeframe"])
     plan = build_plan(universe, params, blocked=blocked.to_numpy(),
                       tradable_from=universe.tradable_from(startup))
     idx = universe.index

@@ -42,6 +42,7 @@ from statarb.ft.couples import CouplePlan
 from statarb.ft.entries import CoupleEntries
 from statarb.ft.results import record_datadir
 from statarb.ft.runmode import Mode, run_mode, universe_pairs
+from statarb.ft.startup import startup_candles
 from statarb.ft.supervisor import LegSupervisor
 from statarb.ft.worker import set_error_retry
 from statarb.research.cache import FormationCache
@@ -111,9 +112,12 @@ class CointPairsStrategy(IStrategy):
     # ------------------------------------------------------------------ set-up
     def __init__(self, config: dict) -> None:
         super().__init__(config)
+        # Freqtrade sets the config's timeframe on the strategy only after __init__; the
+        # windows are turned into candles of the timeframe the run will use.
+        self.timeframe = str(config.get("timeframe") or self.timeframe)
         self.settings = StrategySettings.from_config(config, pd.Timedelta(self.timeframe))
         wf = self.settings.walk_forward
-        self.startup_candle_count = wf.formation + wf.z_window
+        self.startup_candle_count = startup_candles(wf, config, self.timeframe)
         longest = self.time_stop_half_lives.high * self.settings.selection.max_half_life_hours
         if longest > wf.horizon:
             raise ValueError(

@@ -33,6 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from statarb.core.walkforward import align_closes
+from statarb.ft.startup import startup_candles
 from statarb.research.cache import FormationCache
 from statarb.research.evaluate import Workbench
 from statarb.research.fills import FILL_MODELS
@@ -169,7 +170,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     loaded = time.perf_counter()
     # The split depends on the data only, never on a variant's results.
     settings, _ = bench.settings_for({})
-    startup = settings.walk_forward.formation + settings.walk_forward.z_window
+    startup = startup_candles(settings.walk_forward, config, str(config.get("timeframe", "1h")))
     index = align_closes(bench.frames, pd.Timedelta(config.get("timeframe", "1h")))
     first_trading = index[min(startup, len(index) - 1)]
     split = (pd.Timestamp(args.split, tz="UTC") if args.split

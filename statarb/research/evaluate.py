@@ -35,6 +35,7 @@ from statarb.core.settings import StrategySettings
 from statarb.core.signals import Trip, plan_trips
 from statarb.core.sizing import LegLimits
 from statarb.core.walkforward import Universe, align_closes, price_matrix, walk_forward
+from statarb.ft.startup import startup_candles
 from statarb.research.engine import Account, FundingBook, simulate
 from statarb.research.fills import FillModel
 from statarb.research.variants import deep_merge
@@ -174,7 +175,8 @@ class Workbench:
         account = Account.from_config(config, settings.leverage)
         sp = signal_params(settings, values, max_open_couples=account.max_open_trades // 2,
                            fee=self.fee)
-        startup = settings.walk_forward.formation + settings.walk_forward.z_window
+        startup = startup_candles(settings.walk_forward, config,
+                                  str(config.get("timeframe", "1h")))
         # The plan's trips only (build_plan would also paint every coin's chart columns).
         sel = settings.selection
         trips = plan_trips(universe, sp, blocked=blocked.to_numpy(),

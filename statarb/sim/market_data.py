@@ -195,6 +195,17 @@ class MarketData:
             self._cache[key] = result
         return result
 
+    def first_ms(self) -> int:
+        """Earliest trade-candle open over all symbols (reads only the date columns)."""
+        starts = [
+            int(_dates_ms(pd.read_feather(self._path(self.symbols[s].stem or "", "futures"),
+                                          columns=["date"])["date"]).min())
+            for s in self.symbols_with_data
+        ]
+        if not starts:
+            raise ValueError(f"no candle files for any exchangeInfo symbol in {self.futures_dir}")
+        return min(starts)
+
     def data_end_ms(self) -> int:
         """Last trade-candle close over all symbols: the default replay instant.
 
