@@ -14,6 +14,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.offline import FREQTRADE, REPO, offline_env
@@ -81,3 +82,29 @@ def test_make_backtest_as_written() -> None:
     assert legs >= 100 and legs % 2 == 0, legs
     tags = re.findall(r"│\s*(\w+~\w+(?:@[\dT:-]+)?)\s*│\s*(\d+)\s*│", output)
     assert tags and all(int(n) % 2 == 0 for _, n in tags), tags[:10]
+
+
+@pytest.mark.xdist_group("checkout")  # writes user_data/backtest_results
+def test_make_backtest_at_15m_on_the_5m_data() -> None:
+    """``make backtest DATADIR=../shared/data/binance_5m TIMEFRAME=15m`` as written: a real
+    Freqtrade backtest on 15m candles (downloaded once through the simulator from the 5m
+    files), every leg with its partner, entries on the quarter hours."""
+    from statarb.ft.results import load_result
+
+    require_shared()
+    proc = subprocess.run(
+        ["make", "backtest", "DATADIR=../shared/data/binance_5m", "TIMEFRAME=15m"], cwd=REPO,
+        env=offline_env(COLUMNS="250"), capture_output=True, text=True, timeout=1200)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-6000:]
+    assert " - ERROR - " not in output and "No history" not in output, output[-6000:]
+    result = load_result(directory=REPO / "user_data" / "backtest_results")
+    assert result.timeframe == "15m" and result.datadir is not None
+    assert result.datadir.name == "binance_5m-15m"
+    trades = result.trades
+    assert len(trades) >= 2 and len(trades) % 2 == 0, len(trades)
+    assert trades.groupby("enter_tag").size().mod(2).eq(0).all()
+    opens = pd.to_datetime(trades["open_date"], utc=True)
+    assert (opens.dt.minute % 15 == 0).all() and (opens.dt.minute != 0).any()
+    assert set(trades["pair"]) <= {f"{c}/USDT:USDT" for c in (
+        "BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "BCH", "INJ", "OP", "ZEC")}
