@@ -42,7 +42,6 @@ from statarb.research.variants import deep_merge
 
 __all__ = ["DEFAULT_PARAMS", "Outcome", "Workbench", "capital_in_use"]
 
-HOUR = pd.Timedelta(hours=1)
 
 
 
@@ -82,6 +81,9 @@ class Workbench:
         from statarb.ft.markets import leg_limits  # Freqtrade's reserve rules
 
         self.config = dict(config)
+        # Freqtrade's timeframe of the run; the candles are of this width.
+        self.timeframe = str(config.get("timeframe", "1h"))
+        self.candle = pd.Timedelta(self.timeframe)
         self.pair_order = [p for p in config["exchange"]["pair_whitelist"] if p in frames]
         self.frames = {p.split("/")[0]: frames[p] for p in self.pair_order}
         self.ref_frames = frames
@@ -97,7 +99,7 @@ class Workbench:
                                maker_fee=float(first.get("maker") or 0.0))
         self.ranges: tuple[np.ndarray, np.ndarray] | None = None
         if fills != "taker":
-            index = align_closes(self.frames, HOUR)
+            index = align_closes(self.frames, self.candle)
             self.ranges = (price_matrix(self.frames, index, "high"),
                            price_matrix(self.frames, index, "low"))
         self.cache = cache
@@ -108,9 +110,10 @@ class Workbench:
                    **kwargs: Any) -> Workbench:
         from statarb.ft.data import load_frames, load_funding
 
-        settings = StrategySettings.from_config(config, HOUR)
+        timeframe = str(config.get("timeframe", "1h"))
+        settings = StrategySettings.from_config(config, pd.Timedelta(timeframe))
         pairs = list(config["exchange"]["pair_whitelist"])
-        frames = load_frames(datadir, [*pairs, settings.regime_pair])
+        frames = load_frames(datadir, [*pairs, settings.regime_pair], timeframe)
         funding = load_funding(datadir, [p for p in pairs if p in frames])
         markets = json.loads(Path(markets_file).read_text())
         return cls(config, frames, markets, funding, **kwargs)
@@ -121,7 +124,7 @@ class Workbench:
         (key by key, as Freqtrade merges a ``--config`` overlay), and that config."""
         config = {**self.config,
                   "statarb": deep_merge(self.config.get("statarb") or {}, statarb)}
-        return StrategySettings.from_config(config, HOUR), config
+        return StrategySettings.from_config(config, self.candle), config
 
     def settings_of(self, variant: Any) -> StrategySettings:
         return self.settings_for(variant.statarb)[0]
@@ -140,7 +143,8 @@ class Workbench:
         key = self.selection_key(settings)
         if key not in self.universes:
             def build() -> Universe:
-                return walk_forward(self.frames, settings.selection, settings.walk_forward)
+                return walk_forward(self.frames, settings.selection, settings.walk_forward,
+                                    freq=self.candle)
             self.universes[key] = (
                 self.cache.get_or_build(self.frames, settings, build) if self.cache
                 else build())
@@ -175,8 +179,7 @@ class Workbench:
         account = Account.from_config(config, settings.leverage)
         sp = signal_params(settings, values, max_open_couples=account.max_open_trades // 2,
                            fee=self.fee)
-        startup = startup_candles(settings.walk_forward, config,
-                                  str(config.get("timeframe", "1h")))
+        startup = startup_candles(settings.walk_forward, config, self.timeframe)
         # The plan's trips only (build_plan would also paint every coin's chart columns).
         sel = settings.selection
         trips = plan_trips(universe, sp, blocked=blocked.to_numpy(),
@@ -191,7 +194,7 @@ class Workbench:
         outcome = Outcome(legs, trips)
         btc = ref_close
         first = universe.index[min(universe.tradable_from(startup).values())]
-        end = universe.index[-1] + HOUR
+        end = universe.index[-1] + self.candle
         periods = {"all": (first, end)}
         if split is not None:
             periods.update({"is": (first, split), "oos": (split, end)})
