@@ -49,9 +49,10 @@ class NaiveCouplesStrategy(CointPairsStrategy):
             freq=pd.Timedelta(self.timeframe),
         )
 
-    def market_regime(self, log_ref: pd.Series) -> tuple[pd.Series, pd.Series]:
-        normal = pd.Series(float(Regime.NORMAL), index=log_ref.index)
-        return normal, pd.Series(False, index=log_ref.index)
+    def market_regime(self, ref_close: pd.Series, index: pd.DatetimeIndex,
+                      ref_width: pd.Timedelta) -> tuple[pd.Series, pd.Series]:
+        normal = pd.Series(float(Regime.NORMAL), index=index)
+        return normal, pd.Series(False, index=index)
 
     def regime_multiplier(self, regime: Regime) -> float:
         return 1.0

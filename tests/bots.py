@@ -35,14 +35,18 @@ class Bot:
     """A `freqtrade trade --dry-run` process on a temp user dir, restartable on the same
     database; `stop()` always leaves nothing running."""
 
-    def __init__(self, tmp_path: Path, sim: SimServer, api_verbosity: str = "error") -> None:
+    def __init__(self, tmp_path: Path, sim: SimServer, api_verbosity: str = "error", *,
+                 datadir: Path = DATADIR, config: dict | None = None) -> None:
+        """``config``: more settings for the run (a timeframe, a whitelist), merged by
+        Freqtrade as one more ``--config``."""
         self.tmp, self.sim = tmp_path, sim
+        self.config = dict(config or {})
         self.api_verbosity = api_verbosity  # "info": uvicorn logs every request
         self.user_data = tmp_path / "user_data"
         for sub in ("data", "logs", "backtest_results"):
             (self.user_data / sub).mkdir(parents=True, exist_ok=True)
         self.db = tmp_path / "dryrun.sqlite"
-        self.overlay = write_overlay(DEFAULT_OVERLAY, sim.port, DATADIR, tmp_path)
+        self.overlay = write_overlay(DEFAULT_OVERLAY, sim.port, datadir, tmp_path)
         self.proc: subprocess.Popen | None = None
         self.runs = 0
 
@@ -50,6 +54,7 @@ class Bot:
         api_port = free_port()
         extra = self.tmp / "config.e2e.json"
         extra.write_text(json.dumps({
+            **self.config,
             "user_data_dir": str(self.user_data),
             "api_server": {"listen_port": api_port, "verbosity": self.api_verbosity},
             "internals": {"process_throttle_secs": THROTTLE_S},

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from statarb.core.legs import parse_leg_tag
-from statarb.core.regime import market_regime
+from statarb.core.regime import regime_on_candles
 from statarb.core.settings import StrategySettings
 from statarb.core.signals import SignalParams, build_plan
 from statarb.ft.data import load_frames
@@ -129,8 +129,8 @@ def test_trades_follow_the_core_plan(backtest, workbench) -> None:
     frames = load_frames(DATADIR, [settings.regime_pair])
     ref = frames[settings.regime_pair]
     universe = workbench.universe(settings)
-    log_ref = np.log(ref.set_index("date")["close"].reindex(universe.index))
-    _, blocked = market_regime(log_ref, settings.regime)
+    _, blocked = regime_on_candles(ref.set_index("date")["close"], universe.index,
+                                   settings.regime)
     params = SignalParams(pair_stop=settings.pair_stop, min_edge_ratio=settings.min_edge_ratio,
                           max_open_couples=config["max_open_trades"] // 2,
                           round_trip_cost=0.001)

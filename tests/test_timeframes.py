@@ -31,8 +31,8 @@ def test_every_window_is_the_same_wall_time_at_every_timeframe(tf: str) -> None:
     assert wf.reform_every * candle == pd.Timedelta(hours=24)
     assert wf.z_window == 50 * per_hour
     assert wf.horizon * candle == pd.Timedelta(hours=168)
-    assert (reg.vol_window, reg.lookback, reg.cooldown) == (
-        24 * per_hour, 720 * per_hour, 12 * per_hour)
+    # The regime reads hourly closes at every timeframe: its windows are hourly candles.
+    assert (reg.vol_window, reg.lookback, reg.cooldown) == (24, 720, 12)
 
 
 @pytest.mark.parametrize(
@@ -45,7 +45,7 @@ def test_every_window_is_the_same_wall_time_at_every_timeframe(tf: str) -> None:
          r"z_window_hours=0.5 is 6 5m candles; the rolling z-score needs at least 10"),
         ("1h", {"walk_forward": {"reform_hours": 0.25}},
          r"reform_hours=0.25 is not a whole number of 1h candles"),
-        ("15m", {"regime": {"vol_window_hours": 0.1}}, r"vol_window_hours=0.1 is not a whole"),
+        ("15m", {"regime": {"vol_window_hours": 1.5}}, r"vol_window_hours=1.5 is not a whole"),
         ("1h", {"walk_forward": {"z_window_hours": "100"}},
          r"z_window_hours='100' must be a positive number of hours"),
         # The old candle-counted keys name their wall-time replacement.
@@ -155,3 +155,47 @@ def test_a_datadir_with_two_candle_widths_is_refused(tmp_path: Path) -> None:
         (tmp_path / "futures" / path.name).symlink_to(path)
     with pytest.raises(ValueError, match=r"several timeframes \['5m', '1h'\]"):
         MarketData(tmp_path, MARKETS)
+
+
+# ---------------------------------------------------------------- the regime reads hours
+def _btc_close(rule: str) -> pd.Series:
+    return resampled("BTC", rule)["close"]
+
+
+def test_the_regime_at_15m_is_the_hourly_regime_known_at_each_candles_close() -> None:
+    """From 15m candles (a backtest) or from 1h candles (a running bot) the regime per
+    15m candle is the same, and each candle sees only hours closed by its own close."""
+    from statarb.core.regime import RegimeParams, market_regime, regime_on_candles
+
+    params = RegimeParams()
+    close15, close1h = _btc_close("15min"), _btc_close("1h")
+    index = close15.index
+    from_15m = regime_on_candles(close15, index, params)
+    from_1h = regime_on_candles(close1h, index, params, ref_width=pd.Timedelta(hours=1))
+    for a, b in zip(from_15m, from_1h, strict=True):
+        pd.testing.assert_series_equal(a, b)
+    regime, blocked = from_15m
+    assert regime.notna().sum() > 0.85 * len(regime)
+    hourly, hourly_blocked = market_regime(np.log(close1h), params)
+    t = pd.Timestamp("2025-06-11 10:30", tz="UTC")
+    assert regime[t] == hourly[t - pd.Timedelta("90min")]  # 09:00, closed at 10:00
+    assert regime[t + pd.Timedelta("15min")] == hourly[t - pd.Timedelta("30min")]  # 10:00
+    assert blocked[t] == hourly_blocked[t - pd.Timedelta("90min")]
+    # Nothing after a candle's close reaches it: a later price moves no earlier regime.
+    cut = pd.Timestamp("2025-06-11 11:00", tz="UTC")
+    moved = close15.copy()
+    moved[moved.index >= cut] *= 3.0
+    again, _ = regime_on_candles(moved, index, params)
+    before = index + pd.Timedelta("15min") <= cut
+    pd.testing.assert_series_equal(again[before], regime[before])
+    assert not again[~before].equals(regime[~before])
+
+
+def test_the_regime_at_1h_is_the_candles_own() -> None:
+    from statarb.core.regime import RegimeParams, market_regime, regime_on_candles
+
+    close = _btc_close("1h")
+    got = regime_on_candles(close, close.index, RegimeParams())
+    want = market_regime(np.log(close), RegimeParams())
+    for a, b in zip(got, want, strict=True):
+        pd.testing.assert_series_equal(a, b, check_names=False)

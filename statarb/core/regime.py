@@ -5,6 +5,11 @@ relationship estimated in calm weeks is least reliable in a crash. The regime is
 percentile of the current realised volatility within its own trailing history (causal:
 only candles up to t), bucketed into LOW / NORMAL / HIGH / EXTREME; new couples are sized
 by a multiplier per regime, and a one-candle shock stops new entries for a cooldown.
+
+At every timeframe the regime is read from hourly closes (:func:`regime_on_candles`): its
+windows are hours, so a 30-day lookback is 720 values at 5m as at 1h, and a running bot at
+15m needs only 744 hourly candles of the reference, not 2,976 of its own candles (more
+than Freqtrade loads).
 """
 
 from __future__ import annotations
@@ -16,8 +21,11 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "Regime", "RegimeParams", "classify", "market_regime", "realised_vol", "shock_block",
+    "Regime", "RegimeParams", "classify", "hourly_closes", "market_regime", "realised_vol",
+    "regime_on_candles", "shock_block",
 ]
+
+HOUR = pd.Timedelta(hours=1)
 
 
 class Regime(IntEnum):
@@ -101,3 +109,43 @@ def market_regime(log_close: pd.Series, params: RegimeParams) -> tuple[pd.Series
     regime = classify(vol, params)
     blocked = shock_block(log_close, vol, params) | regime.isna()
     return regime, blocked.rename("entry_blocked")
+
+
+def hourly_closes(close: pd.Series, width: pd.Timedelta) -> pd.Series:
+    """Close of every complete hour of ``close`` (candles of ``width`` indexed by open
+    time), indexed by the hour's open: the last candle's close of each hour whose last
+    candle is there. Equal to the hourly candles' closes, as Binance builds them."""
+    if width == HOUR:
+        return close
+    if width > HOUR or HOUR % width:
+        raise ValueError(f"candles of {width} do not divide an hour")
+    hours = close.index.floor(HOUR)
+    last_open = pd.Series(close.index, index=close.index).groupby(hours).max()
+    values = close.groupby(hours).last()
+    return values[last_open.to_numpy() == (last_open.index + HOUR - width)]
+
+
+def regime_on_candles(ref_close: pd.Series, index: pd.DatetimeIndex, params: RegimeParams,
+                      *, ref_width: pd.Timedelta | None = None
+                      ) -> tuple[pd.Series, pd.Series]:
+    """:func:`market_regime` of the hourly closes of ``ref_close``, per candle of
+    ``index`` (its windows are hourly candles at every timeframe).
+
+    ``ref_close``: the reference's closes by candle open time, of ``ref_width`` (default
+    the width of ``index``; a running intraday bot passes its 1h candles). A candle sees
+    the regime of the last hour that closed by its own close, so a 15m candle opening at
+    10:45 sees 10:00's and one opening at 10:30 sees 09:00's: nothing from after it. On
+    1h candles this is the candle's own regime, as before.
+    """
+    width = index[1] - index[0] if len(index) > 1 else HOUR
+    ref_width = width if ref_width is None else ref_width
+    if width == HOUR and ref_width == HOUR:
+        regime, blocked = market_regime(np.log(ref_close.reindex(index)), params)
+        return regime, blocked
+    hourly = hourly_closes(ref_close, ref_width)
+    regime, blocked = market_regime(np.log(hourly.astype("float64")), params)
+    seen = (index + width).floor(HOUR) - HOUR
+    out_regime = pd.Series(regime.reindex(seen).to_numpy(), index=index, name="regime")
+    out_blocked = pd.Series(blocked.reindex(seen).fillna(True).to_numpy(dtype=bool),
+                            index=index, name="entry_blocked")
+    return out_regime, out_blocked

@@ -191,8 +191,9 @@ class StrategySettings:
                 ("vol_window_hours", 24, 2, "the volatility window"),
                 ("lookback_hours", 720, 2, "the volatility percentile lookback"),
                 ("cooldown_hours", 12, 1, "the shock cooldown")):
+            # Hourly candles at every timeframe (statarb.core.regime.regime_on_candles).
             reg[key.removesuffix("_hours")] = _candles(
-                f"regime.{key}", reg.pop(key, default), candle, least=least, why=why)
+                f"regime.{key}", reg.pop(key, default), HOUR, least=least, why=why)
         if "bounds" in reg:
             reg["bounds"] = tuple(reg["bounds"])
         leverage = float(section.get("leverage", 1.0))

@@ -87,14 +87,14 @@ class CouplePlan:
             raise ValueError(f"need candles for at least 2 whitelisted pairs, got {list(frames)}")
         self.pairs = {p.split("/")[0]: p for p in pairs}
         universe = s.build_universe(frames)
-        ref = s.dp.get_pair_dataframe(s.settings.regime_pair, s.timeframe)
+        ref = s.dp.get_pair_dataframe(s.settings.regime_pair, s.regime_timeframe)
         if ref is None or ref.empty:
             raise ValueError(
                 f"no candles for the regime pair {s.settings.regime_pair}; add its data "
                 "or set statarb.regime.pair to a pair you have"
             )
-        log_ref = np.log(ref.set_index("date")["close"].reindex(universe.index))
-        regime, blocked = s.market_regime(log_ref)
+        regime, blocked = s.market_regime(ref.set_index("date")["close"], universe.index,
+                                          pd.Timedelta(s.regime_timeframe))
         self.regime, self.blocked = regime.to_numpy(), blocked.to_numpy()
         self._base_views = coin_views(universe, [])
         self.universe, self._key, self._plan = universe, key, None

@@ -33,7 +33,7 @@ from statarb.core import messages, published
 from statarb.core.hedge import has_kalman_state
 from statarb.core.legs import lone_leg
 from statarb.core.policy import STRATEGY_PARAMS, regime_multipliers, signal_params, trading_fee
-from statarb.core.regime import Regime, market_regime
+from statarb.core.regime import Regime, regime_on_candles
 from statarb.core.settings import StrategySettings
 from statarb.core.signals import SignalParams
 from statarb.core.walkforward import Universe, align_closes, from_couples, walk_forward
@@ -181,7 +181,10 @@ class CointPairsStrategy(IStrategy):
         pairs = universe_pairs(self.mode, self.config, self.dp) if self.dp else []
         if self.settings.regime_pair not in pairs:
             pairs.append(self.settings.regime_pair)
-        return [(p, self.timeframe) for p in pairs]
+        wanted = [(p, self.timeframe) for p in pairs]
+        if self.regime_timeframe != self.timeframe:
+            wanted.append((self.settings.regime_pair, self.regime_timeframe))
+        return wanted
 
     def leverage(self, pair: str, current_time: datetime, current_rate: float,
                  proposed_leverage: float, max_leverage: float, entry_tag: str | None,
@@ -220,9 +223,20 @@ class CointPairsStrategy(IStrategy):
                                index[0])
         return from_couples(frames, couples, wf, start, freq=freq, filter_from=filter_from)
 
-    def market_regime(self, log_ref: pd.Series) -> tuple[pd.Series, pd.Series]:
-        """Regime per candle and the candles where new entries are blocked."""
-        return market_regime(log_ref, self.settings.regime)
+    def market_regime(self, ref_close: pd.Series, index: pd.DatetimeIndex,
+                      ref_width: pd.Timedelta) -> tuple[pd.Series, pd.Series]:
+        """Regime per candle of ``index`` and the candles where new entries are blocked,
+        from the reference's closes (candles of ``ref_width``)."""
+        return regime_on_candles(ref_close, index, self.settings.regime, ref_width=ref_width)
+
+    @property
+    def regime_timeframe(self) -> str:
+        """The reference's candles the regime reads: hourly ones in a running bot on a
+        shorter timeframe (its windows are hours; Freqtrade would not load 30 days of
+        15m candles), otherwise the strategy's own (history has them all)."""
+        if self.mode.trading and pd.Timedelta(self.timeframe) < pd.Timedelta(hours=1):
+            return "1h"
+        return self.timeframe
 
     def param_values(self) -> dict[str, float]:
         """The hyperoptable parameters' current values (defaults, a hyperopt epoch's, or

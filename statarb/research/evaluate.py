@@ -3,7 +3,7 @@
 Why: the research command compares variants of the strategy as a user would run it in
 Freqtrade. Everything the strategy decides comes from the same core functions the
 strategy calls (:func:`statarb.core.walkforward.walk_forward`,
-:func:`statarb.core.regime.market_regime`, :func:`statarb.core.signals.build_plan`);
+:func:`statarb.core.regime.regime_on_candles`, :func:`statarb.core.signals.build_plan`);
 execution and costs are :func:`statarb.research.engine.simulate`; figures are
 :mod:`statarb.core.performance`'s. Data and
 exchange limits are read once per sweep (:class:`Workbench`) and formations once per
@@ -30,7 +30,7 @@ from statarb.core.policy import (
     signal_params,
     trading_fee,
 )
-from statarb.core.regime import market_regime
+from statarb.core.regime import regime_on_candles
 from statarb.core.settings import StrategySettings
 from statarb.core.signals import Trip, plan_trips
 from statarb.core.sizing import LegLimits
@@ -174,8 +174,7 @@ class Workbench:
         if ref is None:
             raise ValueError(f"no candles for the regime pair {settings.regime_pair}")
         ref_close = ref.set_index("date")["close"]
-        log_ref = np.log(ref_close.reindex(universe.index))
-        regime, blocked = market_regime(log_ref, settings.regime)
+        regime, blocked = regime_on_candles(ref_close, universe.index, settings.regime)
         account = Account.from_config(config, settings.leverage)
         sp = signal_params(settings, values, max_open_couples=account.max_open_trades // 2,
                            fee=self.fee)
