@@ -23,6 +23,11 @@ STRATEGY ?= CointPairsStrategy
 # FREQTRADE__TIMEFRAME; the windows of the statarb section are wall time, so they mean the
 # same span at each. DATADIR=$(SHARED)/data/binance_5m holds 5m candles for them.
 TIMEFRAME ?= 1h
+# A config overlay of per-coin spread costs (`make spread` writes it); when set, backtest
+# and hyperopt charge it on every fill on top of the fee.
+SPREAD_DATADIR ?= $(SHARED)/data/binance_5m
+SPREAD_FILE ?= user_data/statarb_spread.json
+COSTS ?=
 TIMERANGE ?= 20240101-20260101
 # The first 60% of the shared data chooses parameters; the rest is out-of-sample.
 IS_TIMERANGE ?= 20240101-20250314
@@ -65,7 +70,7 @@ API_ENV ?= user_data/.api_credentials.env
 WITH_API_ENV = if [ -z "$${FREQTRADE__API_SERVER__PASSWORD:-}" ]; then \
 	$(BIN)/python -m statarb.tools.credentials $(API_ENV) && set -a && . ./$(API_ENV) && set +a; fi;
 
-.PHONY: help install browser lock test test-fast lint scan research bench-research backtest hyperopt plot analysis bias report dry-run test-pairlist chaos sim bench bench-walkforward bench-backtest clean
+.PHONY: spread help install browser lock test test-fast lint scan research bench-research backtest hyperopt plot analysis bias report dry-run test-pairlist chaos sim bench bench-walkforward bench-backtest clean
 
 help:
 	@echo "make install   create .venv with pinned freqtrade, statsmodels, TA-Lib ... (idempotent)"
@@ -81,6 +86,7 @@ help:
 	@echo "make chaos     live-mode fault scenarios against the simulator, with a summary table"
 	@echo "make report    per-couple table and equity chart of the latest backtest (user_data/report/)"
 	@echo "make research  walk-forward sweep of VARIANTS=$(VARIANTS), chosen on the first 60% -> user_data/research/"
+	@echo "make spread    per-coin spread cost from the 5m candles -> $(SPREAD_FILE) (make backtest COSTS=$(SPREAD_FILE))"
 	@echo "make scan      cointegration scan of the shared data -> $(SCAN_OUT)/ (SCAN_ARGS='--days 60')"
 	@echo "make sim       run the Binance USDT-M simulator in the foreground on port $(SIM_PORT), replaying REPLAY_START as now"
 	@echo "make bench     cointegration engine benchmark against statsmodels, then the walk-forward (sliding vs batch)"
@@ -174,14 +180,14 @@ backtest: install
 	@data=$$($(TIMEFRAME_DATA)) && pairs=$$($(TIMEFRAME_DATA) --pairs) && \
 	FREQTRADE__TIMEFRAME=$(TIMEFRAME) $(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) -- \
 		$(BIN)/freqtrade backtesting --config $(CONFIG) --config $(OFFLINE) \
-		--datadir $$data --strategy $(STRATEGY) --timerange $(TIMERANGE) \
-		--pairs $$pairs --export signals --cache none
+		$(if $(COSTS),--config $(COSTS)) --datadir $$data --strategy $(STRATEGY) \
+		--timerange $(TIMERANGE) --pairs $$pairs --export signals --cache none
 
 # Parameters are chosen on the in-sample part only; the result goes to
 # strategies/CointPairsStrategy.json, which later backtests pick up.
 hyperopt: install
 	@FREQTRADE__TIMEFRAME=$(TIMEFRAME) $(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) -- \
-		$(BIN)/freqtrade hyperopt --config $(CONFIG) --config $(OFFLINE) \
+		$(BIN)/freqtrade hyperopt --config $(CONFIG) --config $(OFFLINE) $(if $(COSTS),--config $(COSTS)) \
 		--datadir $(DATADIR) --strategy $(STRATEGY) --timerange $(IS_TIMERANGE) \
 		--spaces buy sell --hyperopt-loss $(HYPEROPT_LOSS) --epochs $(EPOCHS) -j 2 \
 		--random-state 42 --min-trades 20
@@ -240,6 +246,9 @@ bench: install
 
 bench-walkforward: install
 	$(BIN)/python benchmarks/bench_walkforward.py
+
+spread: install
+	$(BIN)/python -m statarb.tools.spread --datadir $(SPREAD_DATADIR) --out $(SPREAD_FILE)
 
 bench-backtest: install
 	$(BIN)/python benchmarks/bench_backtest.py --timerange $(TIMERANGE) --datadir $(DATADIR)

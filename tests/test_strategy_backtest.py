@@ -231,24 +231,41 @@ def test_a_variant_is_the_same_in_freqtrade_and_research(
     assert margin.max() <= TARGET_VOL["max_couple_fraction"] * wallet * growth * (1 + 1e-6)
 
 
-def test_the_research_engine_reproduces_a_15m_backtest_of_the_5m_data(
-        tmp_path_factory) -> None:
-    """At 15m (the 5m data downloaded through the simulator at 15m, as a user makes it),
-    Freqtrade's trades and the research engine's are the same legs, each trip's P&L, fees
-    and funding within 0.01% of its notional, as at 1h."""
+@pytest.fixture(scope="module")
+def data15m(tmp_path_factory) -> tuple[Path, list[str], dict[str, float]]:
+    """The 5m data at 15m (downloaded through the simulator, as a user makes it), the
+    whitelist's pairs that have it, and the per-coin spread costs of the 5m bars."""
+    from statarb.tools.spread import estimates
     from statarb.tools.timeframe_data import datadir_for, pairs_with_data
     from tests.shared_data import DATADIR_5M
 
-    tmp = tmp_path_factory.mktemp("bt15m")
-    datadir = datadir_for(DATADIR_5M, "15m", tmp / "data", MARKETS)
-    config = json.loads((REPO / "config.json").read_text())
-    pairs = pairs_with_data(MarketData(DATADIR_5M, MARKETS),
-                            config["exchange"]["pair_whitelist"])
-    trades, _ = run_backtest(tmp, datadir=datadir, timeframe="15m", pairs=pairs)
+    datadir = datadir_for(DATADIR_5M, "15m", tmp_path_factory.mktemp("data15m"), MARKETS)
+    whitelist = json.loads((REPO / "config.json").read_text())["exchange"]["pair_whitelist"]
+    pairs = pairs_with_data(MarketData(DATADIR_5M, MARKETS), whitelist)
+    costs = {coin: row["half_spread"] for coin, row in estimates(DATADIR_5M, "5m").items()}
+    return datadir, pairs, costs
+
+
+@pytest.mark.parametrize("spread", [False, True], ids=["fees", "fees+spread"])
+def test_the_research_engine_reproduces_a_15m_backtest_of_the_5m_data(
+        tmp_path_factory, data15m, spread: bool) -> None:
+    """At 15m, Freqtrade's trades and the research engine's are the same legs, each trip's
+    P&L, fees and funding within 0.01% of its notional, as at 1h; with the spread costs
+    (``statarb.costs.half_spread``) too, each fill's fee rate then being the fee plus its
+    coin's half-spread in both."""
+    datadir, pairs, costs = data15m
+    section = {"costs": {"half_spread": costs}} if spread else None
+    trades, _ = run_backtest(tmp_path_factory.mktemp("bt15m"), section, datadir=datadir,
+                             timeframe="15m", pairs=pairs)
     assert (trades.groupby(["couple", "open_date"]).size() == 2).all()
     assert (trades["open_date"].dt.minute % 15 == 0).all()
+    config = json.loads((REPO / "config.json").read_text())
     config = {**config, "timeframe": "15m",
               "exchange": {**config["exchange"], "pair_whitelist": pairs}}
     bench = Workbench.from_files(config, datadir, CCXT_MARKETS)
-    outcome = bench.run(config["statarb"], {})
+    want = trades["pair"].map(
+        lambda p: bench.fee + (costs[p.split("/")[0]] if spread else 0.0))
+    np.testing.assert_allclose(trades["fee_open"], want, rtol=1e-12)
+    np.testing.assert_allclose(trades["fee_close"], want, rtol=1e-12)
+    outcome = bench.run({**config["statarb"], **(section or {})}, {})
     assert_same_trades(outcome.legs, trades, least=10)

@@ -113,6 +113,25 @@ def _refuse_candle_keys(part: str, values: dict[str, Any]) -> None:
             )
 
 
+def _half_spread(costs: dict[str, Any]) -> dict[str, float]:
+    reject_unknown("costs key", costs, {"half_spread"})
+    values = costs.get("half_spread") or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"statarb.costs.half_spread={values!r} must map coins (BTC) to a "
+                         "fraction of the notional")
+    out = {}
+    for coin, value in values.items():
+        if "/" in str(coin):
+            raise ValueError(f"statarb.costs.half_spread key {coin!r} must be a coin (BTC), "
+                             "not a pair")
+        if isinstance(value, bool) or not isinstance(value, int | float) or \
+                not 0 <= value < 0.01:
+            raise ValueError(f"statarb.costs.half_spread.{coin}={value!r} must be a fraction "
+                             "of the notional in [0, 0.01)")
+        out[str(coin)] = float(value)
+    return out
+
+
 def _flag(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"statarb.{name}={value!r} must be true or false")
@@ -127,6 +146,10 @@ class StrategySettings:
     ``user_data/statarb_cache`` (:mod:`statarb.research.cache`), so a second backtest,
     hyperopt or research sweep on the same data and settings does not recompute them.
     ``capital``: how much a couple entry gets (:mod:`statarb.core.capital`).
+    ``half_spread``: ``statarb.costs.half_spread``, per coin (``BTC``) the spread cost of one
+    fill as a fraction of the notional, charged on top of the fee in backtests and research
+    (:mod:`statarb.core.spread`; written by ``python -m statarb.tools.spread``). Coins it
+    does not name pay none.
     """
 
     selection: SelectionParams
@@ -140,13 +163,14 @@ class StrategySettings:
     live: LiveParams = LiveParams()
     formation_cache: bool = True
     capital: CapitalParams = field(default_factory=CapitalParams)
+    half_spread: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: dict[str, Any], candle: pd.Timedelta) -> StrategySettings:
         section = dict(config.get("statarb") or {})
         allowed = {
             "selection", "walk_forward", "signals", "regime", "leverage", "protections", "live",
-            "formation_cache", "capital",
+            "formation_cache", "capital", "costs",
         }
         unknown = sorted(set(section) - allowed)
         if unknown:
@@ -211,4 +235,5 @@ class StrategySettings:
             live=LiveParams.from_dict(dict(section.get("live") or {})),
             formation_cache=_flag("formation_cache", section.get("formation_cache", True)),
             capital=CapitalParams.from_dict(dict(section.get("capital") or {})),
+            half_spread=_half_spread(dict(section.get("costs") or {})),
         )

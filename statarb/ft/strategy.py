@@ -38,6 +38,7 @@ from statarb.core.settings import StrategySettings
 from statarb.core.signals import SignalParams
 from statarb.core.walkforward import Universe, align_closes, from_couples, walk_forward
 from statarb.ft import redact
+from statarb.ft.costs import add_to_fees
 from statarb.ft.couples import CouplePlan
 from statarb.ft.entries import CoupleEntries
 from statarb.ft.results import record_datadir
@@ -285,6 +286,13 @@ class CointPairsStrategy(IStrategy):
 
     def order_filled(self, pair: str, trade: Trade, order: Order, current_time: datetime,
                      **kwargs) -> None:
+        # History: the coin's spread cost on both fills (live fills pay the real one).
+        first_fill = order.ft_order_side == trade.entry_side \
+            and not trade.get_custom_data("couple_id")
+        half = self.settings.half_spread.get(pair.split("/")[0], 0.0)
+        if not self.mode.trading and first_fill and not add_to_fees(trade, half):
+            logger.warning("statarb: no backtest trade %s of %s to charge its spread cost on",
+                           trade.id, pair)
         self.entries.filled(trade, order)
 
     # ------------------------------------------------------------------ live

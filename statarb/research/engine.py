@@ -176,6 +176,7 @@ def simulate(
     fills: FillModel | None = None,
     highs: np.ndarray | None = None,
     lows: np.ndarray | None = None,
+    half_spread: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """Legs of the planned ``trips`` as Freqtrade's backtest executes them (see module).
 
@@ -184,7 +185,9 @@ def simulate(
     ``capital``: the couple sizing rule (:func:`statarb.core.capital.couple_notional`).
     ``fills``: how leg orders fill (:mod:`statarb.research.fills`; default: Freqtrade's
     market fills at the next open with ``fee``); the maker model needs ``highs`` and
-    ``lows`` in the layout of ``universe.opens``.
+    ``lows`` in the layout of ``universe.opens``. ``half_spread``: per coin, the spread
+    cost of a fill (a fraction of the notional) added to its fee rate, as the strategy adds
+    it to a backtest trade's fees (:mod:`statarb.core.spread`).
     Returns one row per leg in the columns :data:`LEG_COLUMNS`.
     """
     if not 0 <= fee < 0.1:
@@ -198,14 +201,17 @@ def simulate(
     opens = universe.opens
     closes = universe.closes
 
+    extra = [float((half_spread or {}).get(coin, 0.0)) for coin in universe.coins]
+
     def fill(row: int, col: int, buy: bool) -> Fill:
         """The fill at candle ``row`` of an order decided on the candle before."""
-        return fills.fill(
+        done = fills.fill(
             buy=buy, open_=float(opens[row, col]), decision_close=float(closes[row - 1, col]),
             high=float(highs[row, col]) if highs is not None else math.nan,
             low=float(lows[row, col]) if lows is not None else math.nan,
             close=float(closes[row, col]),
         )
+        return Fill(done.price, done.fee + extra[col], done.maker)
     candle = index[1] - index[0] if n > 1 else pd.Timedelta(hours=1)
     pairs = {p.split("/")[0]: p for p in pair_order}
     rank = {p: i for i, p in enumerate(pair_order)}
@@ -228,7 +234,7 @@ def simulate(
         for leg in legs:
             col = universe.col(leg.coin)
             if reason == "force_exit":  # the end of the data: at market, as Freqtrade
-                done = Fill(float(opens[row, col]), fills.taker_fee, False)
+                done = Fill(float(opens[row, col]), fills.taker_fee + extra[col], False)
             else:
                 done = fill(row, col, buy=leg.is_short)
             rate, fee_close = done.price, done.fee

@@ -189,7 +189,8 @@ class Workbench:
                         pair_order=self.pair_order, account=account, fee=self.fee,
                         funding=self.funding, capital=settings.capital, fills=self.fills,
                         highs=self.ranges[0] if self.ranges else None,
-                        lows=self.ranges[1] if self.ranges else None)
+                        lows=self.ranges[1] if self.ranges else None,
+                        half_spread=settings.half_spread)
         outcome = Outcome(legs, trips)
         btc = ref_close
         first = universe.index[min(universe.tradable_from(startup).values())]
