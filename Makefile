@@ -70,7 +70,7 @@ API_ENV ?= user_data/.api_credentials.env
 WITH_API_ENV = if [ -z "$${FREQTRADE__API_SERVER__PASSWORD:-}" ]; then \
 	$(BIN)/python -m statarb.tools.credentials $(API_ENV) && set -a && . ./$(API_ENV) && set +a; fi;
 
-.PHONY: spread help install browser lock test test-fast lint scan research bench-research backtest hyperopt plot analysis bias report dry-run test-pairlist chaos sim bench bench-walkforward bench-backtest clean
+.PHONY: spread research-timeframes help install browser lock test test-fast lint scan research bench-research backtest hyperopt plot analysis bias report dry-run test-pairlist chaos sim bench bench-walkforward bench-backtest clean
 
 help:
 	@echo "make install   create .venv with pinned freqtrade, statsmodels, TA-Lib ... (idempotent)"
@@ -87,6 +87,7 @@ help:
 	@echo "make report    per-couple table and equity chart of the latest backtest (user_data/report/)"
 	@echo "make research  walk-forward sweep of VARIANTS=$(VARIANTS), chosen on the first 60% -> user_data/research/"
 	@echo "make spread    per-coin spread cost from the 5m candles -> $(SPREAD_FILE) (make backtest COSTS=$(SPREAD_FILE))"
+	@echo "make research-timeframes  the timeframe sweep (5m..1h) on the 5m data with spread costs -> user_data/research_timeframes/"
 	@echo "make scan      cointegration scan of the shared data -> $(SCAN_OUT)/ (SCAN_ARGS='--days 60')"
 	@echo "make sim       run the Binance USDT-M simulator in the foreground on port $(SIM_PORT), replaying REPLAY_START as now"
 	@echo "make bench     cointegration engine benchmark against statsmodels, then the walk-forward (sliding vs batch)"
@@ -162,6 +163,15 @@ lint: install
 research: install
 	$(BIN)/python -m statarb.research --variants $(VARIANTS) --config $(CONFIG) \
 		--datadir $(DATADIR) $(RESEARCH_ARGS)
+
+# Does a shorter bar pay? Every variant of research/timeframes.yml at 5m, 15m, 30m and 1h
+# on the 5m data, the spread costs charged (make spread first), chosen on the first 60%.
+research-timeframes: install $(SPREAD_FILE)
+	$(BIN)/python -m statarb.research.timeframes --config $(CONFIG) \
+		--datadir $(SPREAD_DATADIR) --costs $(SPREAD_FILE) $(RESEARCH_ARGS)
+
+$(SPREAD_FILE):
+	$(MAKE) spread
 
 bench-research: install
 	@$(BIN)/python benchmarks/bench_research.py --datadir $(DATADIR)
@@ -252,6 +262,8 @@ spread: install
 
 bench-backtest: install
 	$(BIN)/python benchmarks/bench_backtest.py --timerange $(TIMERANGE) --datadir $(DATADIR)
+	$(BIN)/python benchmarks/bench_timeframes.py --timerange $(TIMERANGE) \
+		--datadir $(SPREAD_DATADIR) --timeframes 1h,15m
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -130,9 +130,15 @@ def backtest(
     workdir: Path,
     env: dict[str, str],
     strategy_path: Path | None = None,
+    extra: tuple[str, ...] = (),
+    userdir: Path | None = None,
 ) -> Run:
-    """Run and time one complete ``freqtrade backtesting`` subprocess; check it completed."""
-    userdir = workdir / "user_data"
+    """Run and time one complete ``freqtrade backtesting`` subprocess; check it completed.
+
+    ``extra``: more arguments (a ``--timeframe``, ``--pairs``); ``userdir``: a user data
+    directory kept between runs (its formation cache), instead of one in ``workdir``.
+    """
+    userdir = userdir or workdir / "user_data"
     userdir.mkdir(parents=True, exist_ok=True)  # Freqtrade fills one in but will not create it
     results = workdir / "backtest_results"
     results.mkdir()
@@ -142,6 +148,7 @@ def backtest(
         "--datadir", str(datadir), "--userdir", str(userdir),
         "--strategy", strategy, "--timerange", timerange,
         "--export", EXPORT, "--backtest-directory", str(results), "--cache", "none",
+        *extra,
     ]  # fmt: skip
     if strategy_path is not None:
         cmd += ["--strategy-path", str(strategy_path)]

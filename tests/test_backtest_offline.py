@@ -107,4 +107,4 @@ def test_make_backtest_at_15m_on_the_5m_data() -> None:
     opens = pd.to_datetime(trades["open_date"], utc=True)
     assert (opens.dt.minute % 15 == 0).all() and (opens.dt.minute != 0).any()
     assert set(trades["pair"]) <= {f"{c}/USDT:USDT" for c in (
-        "BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "BCH", "INJ", "OP", "ZEC")}
+        "BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "BCH", "OP", "ZEC")}

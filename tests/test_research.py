@@ -22,7 +22,7 @@ from statarb.core.policy import STRATEGY_PARAMS
 from statarb.research.cache import FormationCache
 from statarb.research.engine import Account, FundingBook
 from statarb.research.evaluate import DEFAULT_PARAMS, Workbench
-from statarb.research.sweep import choose, run_sweep
+from statarb.research.sweep import MIN_TRIPS, choose, run_sweep
 from statarb.research.variants import parse_variants
 from tests.offline import REPO
 from tests.research_data import PAIRS, SMALL, small_config
@@ -160,7 +160,7 @@ def test_dask_cluster_gives_the_local_numbers(bench: Workbench) -> None:
     pd.testing.assert_frame_equal(_plain(local), _plain(remote))
 
 
-def _table(is_sharpes, oos_sharpes, n=300, seed=0):
+def _table(is_sharpes, oos_sharpes, n=300, seed=0, trips=50):
     rng = np.random.default_rng(seed)
     rows = []
     for i, (s_is, s_oos) in enumerate(zip(is_sharpes, oos_sharpes, strict=True)):
@@ -168,7 +168,8 @@ def _table(is_sharpes, oos_sharpes, n=300, seed=0):
         returns = (returns - returns.mean()) / returns.std(ddof=1) * 0.01 + s_is * 0.01
         rows.append({"variant": "default" if i == 0 else f"v{i}", "is_returns": returns,
                      "is_daily_sharpe": float(returns.mean() / returns.std(ddof=1)),
-                     "oos_returns": rng.normal(s_oos * 0.01, 0.01, n), "oos_sharpe": s_oos})
+                     "oos_returns": rng.normal(s_oos * 0.01, 0.01, n), "oos_sharpe": s_oos,
+                     "is_couple_trips": trips})
     return pd.DataFrame(rows)
 
 
@@ -191,6 +192,11 @@ def test_choice_penalises_trials_and_ignores_out_of_sample() -> None:
     table3, research_only = choose(only, "default")
     assert research_only.n_trials == 4 and research_only.chosen != "v2"
     pd.testing.assert_series_equal(table3["is_dsr"], table["is_dsr"])
+    # A variant with fewer than MIN_TRIPS trips in sample is a trial, never the choice.
+    few = base.assign(is_couple_trips=[50, 50, MIN_TRIPS - 1, 50])
+    table4, sparse = choose(few, "default")
+    assert sparse.n_trials == 4 and sparse.chosen != "v2"
+    pd.testing.assert_series_equal(table4["is_dsr"], table["is_dsr"])
     # The best of many near-equal variants is luck: the default stays.
     sharpes = [0.0, *np.linspace(-0.05, 0.08, 60)]
     table, choice = choose(_table(sharpes, [0] * 61), "default")

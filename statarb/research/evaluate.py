@@ -201,12 +201,14 @@ class Workbench:
         for name, (lo, hi) in periods.items():
             if name not in parts:
                 continue
-            figures, returns = self.figures(legs, universe.index, account, lo, hi, btc)
+            figures, returns = self.figures(legs, universe.index, account, lo, hi, btc,
+                                            settings.half_spread)
             outcome.figures[name], outcome.returns[name] = figures, returns
         return outcome
 
     def figures(self, legs: pd.DataFrame, index: pd.DatetimeIndex, account: Account,
-                start: pd.Timestamp, end: pd.Timestamp, btc: pd.Series
+                start: pd.Timestamp, end: pd.Timestamp, btc: pd.Series,
+                half_spread: Mapping[str, float] | None = None,
                 ) -> tuple[dict[str, Any], pd.Series]:
         """Figures of the trips opened and closed inside [start, end): a trip across the
         boundary belongs to neither part (counted in ``straddling``), so the in-sample part
@@ -222,5 +224,11 @@ class Workbench:
             + ((legs["open_date"] < start) & (legs["close_date"] >= start)).sum() // 2)
         metrics["capital_in_use"] = capital_in_use(legs, index, account.starting_balance,
                                                    start, end)
+        # What the costs took: the spread part of the fees, and the profit before fees
+        # and spread (funding stays in it: it is paid on the position, not on a fill).
+        coin_cost = inside["pair"].str.split("/").str[0].map(dict(half_spread or {})).fillna(0)
+        metrics["spread_paid"] = float(
+            (inside["amount"] * (inside["open_rate"] + inside["close_rate"]) * coin_cost).sum())
+        metrics["gross_profit"] = float(metrics["profit_abs"]) + float(metrics["fees_paid"])
         metrics["period"] = [str(start), str(end)]
         return metrics, daily_return_series(inside, balance, period=(start, end))

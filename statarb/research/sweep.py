@@ -15,7 +15,10 @@ Deflated Sharpe Ratio, and it only replaces the default when its DSR is at least
 ``min_dsr`` and above the default's. Out-of-sample figures are computed and reported for
 every variant, and never read by the choice. Research-only variants (column
 ``freqtrade`` false: a reference leg shared by several couples) count as trials but are
-never chosen: the default must be something Freqtrade runs.
+never chosen: the default must be something Freqtrade runs. Nor are variants with fewer
+than ``min_trips`` couple trips in sample (:data:`MIN_TRIPS`): three lucky trips give a
+high Sharpe on mostly idle days, and on random walks such a variant passed a DSR of 0.95
+(:mod:`statarb.research.power`).
 """
 
 from __future__ import annotations
@@ -35,11 +38,15 @@ from statarb.research.deflated import deflated_sharpe, sharpe
 from statarb.research.evaluate import Workbench
 from statarb.research.variants import Variant
 
-__all__ = ["FIGURES", "Choice", "choose", "run_sweep"]
+__all__ = ["FIGURES", "MIN_TRIPS", "Choice", "choose", "run_sweep"]
+
+#: Fewest in-sample couple trips a variant needs to be chosen (the Makefile's hyperopt
+#: asks Freqtrade for 20 trades, ten trips; a variant's verdict needs more than that).
+MIN_TRIPS = 20
 
 #: Figures of each part kept in the sweep table.
 FIGURES = ("total_return", "sharpe", "max_drawdown", "couple_trips", "fees_paid",
-           "funding_paid", "capital_in_use", "btc_correlation")
+           "funding_paid", "capital_in_use", "btc_correlation", "spread_paid", "gross_profit")
 
 
 def _evaluate_chunk(bench: Workbench, variants: Sequence[Variant],
@@ -143,10 +150,12 @@ class Choice:
     replaces_default: bool
     n_trials: int
     reason: str
+    best_dsr: float = math.nan
+    """In-sample DSR of the best variant that may be chosen (NaN: none may)."""
 
 
-def choose(table: pd.DataFrame, default: str | None = None, min_dsr: float = 0.95
-           ) -> tuple[pd.DataFrame, Choice]:
+def choose(table: pd.DataFrame, default: str | None = None, min_dsr: float = 0.95,
+           min_trips: int = MIN_TRIPS) -> tuple[pd.DataFrame, Choice]:
     """Add each variant's in-sample Deflated Sharpe Ratio and choose (see module).
 
     Reads only the ``is_`` columns: out-of-sample figures cannot change the choice.
@@ -169,23 +178,30 @@ def choose(table: pd.DataFrame, default: str | None = None, min_dsr: float = 0.9
     out["is_dsr"] = dsr
     out["is_sr_benchmark"] = benchmark
     ranked = out["is_dsr"].fillna(-math.inf)
+    ranked = ranked.where(out["is_couple_trips"].fillna(0) >= min_trips, -math.inf)
     if "freqtrade" in out:
         ranked = ranked.where(out["freqtrade"].astype(bool), -math.inf)
+    has_default = default is not None and default in set(out["variant"])
+    if not np.isfinite(ranked.max()):
+        reason = (f"no variant has {min_trips} couple trips in sample: nothing to choose "
+                  "from" + ("; keep the default" if has_default else ""))
+        return out, Choice(default if has_default else "", default if has_default else None,
+                           False, n_trials, reason)
     best = str(out.loc[ranked.idxmax(), "variant"])
     best_dsr = float(out.loc[ranked.idxmax(), "is_dsr"])
-    if default is None or default not in set(out["variant"]):
+    if not has_default:
         return out, Choice(best, None, False, n_trials,
                            f"highest in-sample DSR {best_dsr:.3f} of {n_trials} trials "
-                           "(no default variant in the sweep to compare with)")
+                           "(no default variant in the sweep to compare with)", best_dsr)
     default_dsr = float(out.loc[out["variant"] == default, "is_dsr"].iloc[0])
     if best == default:
         reason = f"the default has the highest in-sample DSR ({best_dsr:.3f})"
-        return out, Choice(default, default, False, n_trials, reason)
+        return out, Choice(default, default, False, n_trials, reason, best_dsr)
     if not best_dsr >= min_dsr:
         reason = (f"best variant {best!r} has in-sample DSR {best_dsr:.3f} < {min_dsr} "
                   f"after {n_trials} trials: not distinguishable from luck; keep the default "
                   f"(DSR {default_dsr:.3f})")
-        return out, Choice(default, default, False, n_trials, reason)
+        return out, Choice(default, default, False, n_trials, reason, best_dsr)
     reason = (f"{best!r}: in-sample DSR {best_dsr:.3f} >= {min_dsr} after {n_trials} trials, "
               f"above the default's {default_dsr:.3f}")
-    return out, Choice(best, default, True, n_trials, reason)
+    return out, Choice(best, default, True, n_trials, reason, best_dsr)

@@ -12,8 +12,10 @@ candles (which resamples them as Binance builds its intervals), into
 ``<out>/<datadir name>-<tf>``, and prints that folder. The download is made once: a stamp
 in the folder names its source, and a second call with the same source only prints it.
 With ``--pairs`` it prints instead the pairs of the config's whitelist (``--config``, in its
-order) that have candles in the datadir, for a backtest's ``--pairs``: the 5m data has 11
-coins, and each whitelist coin without candles would only add a warning.
+order) that have candles in the datadir, for a backtest's ``--pairs``: each whitelist coin
+without candles would only add a warning. Of the 5m data's 11 coins that leaves 9: INJ is
+not in the whitelist (nor in ``../shared/markets/binance_usdm_markets.json``, which research
+reads the market limits from) and ORCA is in neither markets file.
 Bad input exits with code 2 and a message that names it.
 """
 
@@ -43,8 +45,8 @@ class TimeframeDataError(Exception):
 
 
 def pairs_with_data(market: MarketData, whitelist: list[str] | None = None) -> list[str]:
-    """Freqtrade names (``BTC/USDT:USDT``) of the symbols with candle files, in the order
-    of ``whitelist`` and only those in it when one is given."""
+    """Freqtrade names (``BTC/USDT:USDT``) of the symbols with candle files, only those of
+    ``whitelist`` and in its order when one is given."""
     out = []
     for symbol in market.symbols_with_data:
         stem = market.symbols[symbol].stem
