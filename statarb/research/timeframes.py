@@ -114,11 +114,14 @@ def with_costs(variants: Sequence[Variant], costs: Mapping[str, float] | None
 
 
 def gross_shares(rows: pd.DataFrame, part: str) -> dict[str, float]:
-    """Fees and spread as shares of the gross profit summed over ``rows``."""
+    """Gross profit (before fees and spread), fees and spread summed over ``rows``, and
+    the costs as shares of the gross profit (NaN when there is no gross profit to share:
+    the trades lost before any cost)."""
     gross = float(rows[f"{part}_gross_profit"].sum())
     spread = float(rows[f"{part}_spread_paid"].sum())
     fees = float(rows[f"{part}_fees_paid"].sum()) - spread
-    return {"gross_profit": gross, "fee_share": fees / gross if gross > 0 else math.nan,
+    return {"gross_profit": gross, "fees": fees, "spread": spread,
+            "fee_share": fees / gross if gross > 0 else math.nan,
             "spread_share": spread / gross if gross > 0 else math.nan}
 
 
@@ -132,6 +135,7 @@ def per_timeframe(table: pd.DataFrame) -> dict[str, Any]:
             values = rows[f"{part}_sharpe"].astype("float64")
             finite = values[np.isfinite(values)]
             entry[part] = {
+                "with_trades": len(finite),
                 **{f"q{int(q * 100):02d}": float(finite.quantile(q)) if len(finite) else math.nan
                    for q in (0.0, 0.25, 0.5, 0.75, 1.0)},
                 "share_positive": float((finite > 0).mean()) if len(finite) else math.nan,
@@ -190,21 +194,29 @@ def sweep(market: Market, variants: Sequence[Variant], timeframes: Sequence[str]
     return pd.concat(tables, ignore_index=True)
 
 
+def _share(value: float) -> str:
+    return f"{value:.0%}" if math.isfinite(value) else "gross<0"
+
+
 def _table(summary: Mapping[str, Any], title: str) -> Table:
     table = Table(title=title, header_style="bold")
-    for head in ("timeframe", "variants", "IS Sharpe q25/med/q75", "OOS Sharpe q25/med/q75",
-                 "OOS positive", "best IS DSR", "IS fees/gross", "IS spread/gross",
-                 "OOS trips (med)", "OOS capital (med)"):
+    for head in ("timeframe", "variants", "IS Sharpe q25/med/q75 (trading)",
+                 "OOS Sharpe q25/med/q75 (trading)", "OOS positive", "best IS DSR",
+                 "IS gross / fees / spread USDT", "fees, spread / gross", "trips IS/OOS (med)",
+                 "OOS capital (med)"):
         table.add_column(head, justify="left" if head == "timeframe" else "right")
     for tf, e in summary.items():
         def q(part: str, e: Mapping[str, Any] = e) -> str:
             d = e[part]
-            return f"{d['q25']:+.2f} / {d['q50']:+.2f} / {d['q75']:+.2f}"
+            return (f"{d['q25']:+.2f} / {d['q50']:+.2f} / {d['q75']:+.2f} "
+                    f"({d['with_trades']})")
+        i = e["is"]
         table.add_row(tf, str(e["variants"]), q("is"), q("oos"),
                       f"{e['oos']['share_positive']:.0%}", f"{e['best_is_dsr']:.3f}",
-                      f"{e['is']['fee_share']:.0%}", f"{e['is']['spread_share']:.0%}",
-                      f"{e['oos']['median_trips']:.0f}",
-                      f"{e['oos']['median_capital_in_use']:.1%}")
+                      f"{i['gross_profit']:+,.0f} / {i['fees']:,.0f} / {i['spread']:,.0f}",
+                      f"{_share(i['fee_share'])}, {_share(i['spread_share'])}",
+                      f"{i['median_trips']:.0f} / {e['oos']['median_trips']:.0f}",
+                      f"{e['oos']['median_capital_in_use']:.2%}")
     return table
 
 
