@@ -15,8 +15,7 @@ Each run is one complete ``freqtrade backtesting`` subprocess, timed from start 
   repository's ``user_data`` is never touched;
 * the sample strategy is copied from the installed Freqtrade package into a temporary
   strategy directory at run time, so no copy of it ever lives in the repository;
-* REST API credentials are fresh random values passed through the environment (the config
-  ships none), and HTTP proxies point at a closed port so a request to a real host fails.
+* HTTP proxies point at a closed port so a request to a real host fails.
 
 A run counts only if it exits 0, prints Freqtrade's summary tables and logs no ERROR:
 Freqtrade exits 0 on some configuration errors, so the exit code alone proves nothing.
@@ -50,7 +49,6 @@ from statarb.harness.offline import offline_env  # noqa: E402
 from statarb.sim.market_data import DEFAULT_DATADIR, DEFAULT_MARKETS, MarketData  # noqa: E402
 from statarb.sim.run import write_overlay  # noqa: E402
 from statarb.sim.server import SimServer  # noqa: E402
-from statarb.tools.credentials import credentials  # noqa: E402
 
 FREQTRADE = Path(sys.executable).parent / "freqtrade"
 CONFIG = ROOT / "config.json"
@@ -83,12 +81,13 @@ def child_env() -> dict[str, str]:
     """Environment of the Freqtrade subprocess.
 
     Proxies go to a closed loopback port, so anything that tries to leave the machine fails
-    loudly instead of silently timing a network round trip. Freqtrade refuses the project's
-    api_server section without credentials and reads them from ``FREQTRADE__API_SERVER__*``
-    before validating; fresh random ones keep any real password out of the benchmark. A wide
-    COLUMNS keeps Freqtrade's tables readable when the output is shown after a failure.
+    loudly instead of silently timing a network round trip. No REST API credentials: the
+    project's config.json has no api_server section (that is config.api.json, for
+    ``make dry-run``), and credentials in the environment would make Freqtrade build one
+    without ``enabled`` and refuse it. A wide COLUMNS keeps Freqtrade's tables readable
+    when the output is shown after a failure.
     """
-    return offline_env(COLUMNS="200", **credentials())
+    return offline_env(COLUMNS="200")
 
 
 def copy_sample_strategy(target: Path) -> Path:
@@ -141,7 +140,7 @@ def backtest(
     userdir = userdir or workdir / "user_data"
     userdir.mkdir(parents=True, exist_ok=True)  # Freqtrade fills one in but will not create it
     results = workdir / "backtest_results"
-    results.mkdir()
+    results.mkdir(parents=True)
     cmd = [
         str(FREQTRADE), "backtesting",
         "--config", str(CONFIG), "--config", str(overlay),
