@@ -40,10 +40,13 @@ FC = "tests/test_freqtrade_commands.py"
 HYPEROPT = "test_hyperopt_runs_in_parallel_workers_and_the_parameters_change_the_result"
 DRY_RUN = "test_dry_run_trades_the_published_couples_and_keeps_legs_together"
 RESEARCH = "test_research_command_writes_table_csv_chart_and_runnable_variant"
+TIMEFRAMES = "test_the_timeframe_sweep_reports_each_timeframe_the_costs_and_the_coarsening"
 
 #: Shown command -> the test that runs exactly that string.
 RUN_EXACTLY: dict[str, str] = {
     "make backtest": "tests/test_backtest_offline.py::test_make_backtest_as_written",
+    "make backtest DATADIR=../shared/data/binance_5m TIMEFRAME=15m":
+        "tests/test_backtest_offline.py::test_make_backtest_at_15m_on_the_5m_data",
     "make test": ".ci/run",
     "make sim": HERE,
     BACKTEST: HERE, PLOT: HERE, BASELINE: HERE, WRAPPED: HERE, PAIRLIST: HERE, DOWNLOAD: HERE,
@@ -59,6 +62,11 @@ RUN_AS_RECIPE: dict[str, str] = {
     "make test-pairlist": f"{FC}::test_test_pairlist_prints_the_coins_of_the_chosen_couples",
     "make bias": f"{FC}::test_lookahead_analysis_finds_no_bias",
     "make dry-run": f"tests/test_dry_run_e2e.py::{DRY_RUN}",
+    "make dry-run DATADIR=../shared/data/binance_5m TIMEFRAME=15m "
+    "REPLAY_START=2025-06-11T01:00:00Z":
+        "tests/test_dry_run_15m.py::test_dry_run_at_15m_selects_analyses_and_opens_a_couple",
+    "make spread": f"tests/test_research_timeframes.py::{TIMEFRAMES}",
+    "make research-timeframes": f"tests/test_research_timeframes.py::{TIMEFRAMES}",
     "make chaos": "tests/test_chaos.py::test_scenario",
     "make research": f"tests/test_research.py::{RESEARCH}",
     "make scan": "tests/test_scan.py::test_explicit_coins_and_timerange_through_the_cli",

@@ -19,6 +19,8 @@ FORBIDDEN = {
     "research": ("freqtrade", "statarb.tools", "statarb.harness"),
     "sim": ("freqtrade", "statarb.ft", "statarb.research", "statarb.tools", "statarb.harness"),
     "ft": ("statarb.tools", "statarb.harness"),
+    # The wheel does not ship the harness: a tool that imported it would not run installed.
+    "tools": ("statarb.harness",),
 }
 
 

@@ -46,7 +46,7 @@ from statarb.core.walkforward import align_closes
 from statarb.research.cache import FormationCache
 from statarb.research.deflated import deflated_sharpe
 from statarb.research.evaluate import Workbench
-from statarb.research.sweep import choose, run_sweep
+from statarb.research.sweep import MIN_TRIPS, choose, run_sweep
 from statarb.research.variants import Variant, VariantError, load_variants
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,6 +144,9 @@ def per_timeframe(table: pd.DataFrame) -> dict[str, Any]:
                 **gross_shares(rows, part),
             }
         entry["best_is_dsr"] = float(rows["is_dsr"].max())
+        eligible = rows[rows["is_couple_trips"] >= MIN_TRIPS]
+        entry["best_is_dsr_choosable"] = float(eligible["is_dsr"].max()) \
+            if len(eligible) else math.nan
         out[str(tf)] = entry
     return out
 
@@ -201,7 +204,8 @@ def _share(value: float) -> str:
 def _table(summary: Mapping[str, Any], title: str) -> Table:
     table = Table(title=title, header_style="bold")
     for head in ("timeframe", "variants", "IS Sharpe q25/med/q75 (trading)",
-                 "OOS Sharpe q25/med/q75 (trading)", "OOS positive", "best IS DSR",
+                 "OOS Sharpe q25/med/q75 (trading)", "OOS positive",
+                 f"best IS DSR, {MIN_TRIPS}+ trips (any)",
                  "IS gross / fees / spread USDT", "fees, spread / gross", "trips IS/OOS (med)",
                  "OOS capital (med)"):
         table.add_column(head, justify="left" if head == "timeframe" else "right")
@@ -212,7 +216,8 @@ def _table(summary: Mapping[str, Any], title: str) -> Table:
                     f"({d['with_trades']})")
         i = e["is"]
         table.add_row(tf, str(e["variants"]), q("is"), q("oos"),
-                      f"{e['oos']['share_positive']:.0%}", f"{e['best_is_dsr']:.3f}",
+                      f"{e['oos']['share_positive']:.0%}",
+                      f"{e['best_is_dsr_choosable']:.3f} ({e['best_is_dsr']:.3f})",
                       f"{i['gross_profit']:+,.0f} / {i['fees']:,.0f} / {i['spread']:,.0f}",
                       f"{_share(i['fee_share'])}, {_share(i['spread_share'])}",
                       f"{i['median_trips']:.0f} / {e['oos']['median_trips']:.0f}",

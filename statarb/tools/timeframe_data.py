@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -30,7 +31,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from statarb.harness.offline import offline_env
 from statarb.sim.klines import INTERVAL_MS
 from statarb.sim.market_data import DEFAULT_MARKETS, MarketData
 from statarb.sim.run import DEFAULT_OVERLAY, write_overlay
@@ -61,6 +61,14 @@ def pairs_with_data(market: MarketData, whitelist: list[str] | None = None) -> l
         raise TimeframeDataError(f"no pair of the whitelist has candles in {market.datadir}; "
                                  f"it has {out}")
     return chosen
+
+
+def _loopback_direct() -> dict[str, str]:
+    """The environment with loopback exempt from any proxy: the simulator is local."""
+    env = dict(os.environ)
+    for key in ("NO_PROXY", "no_proxy"):
+        env[key] = ",".join(filter(None, ["127.0.0.1,localhost", env.get(key)]))
+    return env
 
 
 def datadir_for(datadir: Path, timeframe: str, out: Path,
@@ -106,7 +114,7 @@ def datadir_for(datadir: Path, timeframe: str, out: Path,
              "--userdir", str(folder / "user_data"), "--datadir", str(target.resolve()),
              "--trading-mode", "futures", "--timeframes", timeframe,
              "--timerange", f"{first:%Y%m%d}-{end:%Y%m%d}"],
-            cwd=folder, env=offline_env(), capture_output=True, text=True, check=False,
+            cwd=folder, env=_loopback_direct(), capture_output=True, text=True, check=False,
         )
     if done.returncode != 0:
         raise TimeframeDataError(
