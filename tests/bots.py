@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 from freqtrade_client import FtRestClient
@@ -86,3 +88,14 @@ class Bot:
 
     def stop(self) -> None:
         stop_process(self.proc)
+
+
+@contextlib.contextmanager
+def running_bot(tmp_path: Path, sim: SimServer, **kwargs) -> Iterator[Bot]:
+    """A started :class:`Bot` (``kwargs`` as for it), stopped however the block ends."""
+    runner = Bot(tmp_path, sim, **kwargs)
+    try:
+        runner.start()
+        yield runner
+    finally:
+        runner.stop()

@@ -19,7 +19,7 @@ import pytest
 
 from statarb.sim import MarketData, ReplayClock, SimServer
 from statarb.tools.timeframe_data import pairs_with_data
-from tests.bots import THROTTLE_S, Bot
+from tests.bots import THROTTLE_S, Bot, running_bot
 from tests.offline import REPO, wait_for
 from tests.shared_data import DATADIR_5M, MARKETS, require_shared
 
@@ -36,13 +36,9 @@ def bot(tmp_path: Path) -> Iterator[Bot]:
     config = {"timeframe": "15m",
               "exchange": {"pair_whitelist": pairs_with_data(market, whitelist)}}
     with SimServer(market_data=market, port=0,
-                   clock=ReplayClock.shifted_to_now(REPLAY_15M)) as sim:
-        runner = Bot(tmp_path, sim, datadir=DATADIR_5M, config=config)
-        try:
-            runner.start()
-            yield runner
-        finally:
-            runner.stop()
+                   clock=ReplayClock.shifted_to_now(REPLAY_15M)) as sim, \
+            running_bot(tmp_path, sim, datadir=DATADIR_5M, config=config) as runner:
+        yield runner
 
 
 def test_dry_run_at_15m_selects_analyses_and_opens_a_couple(bot: Bot) -> None:

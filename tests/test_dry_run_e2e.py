@@ -18,7 +18,7 @@ import pytest
 
 from statarb.harness.offline import shifted_clock
 from statarb.sim import SimServer
-from tests.bots import PARTNER_CLOSED, THROTTLE_S, Bot
+from tests.bots import PARTNER_CLOSED, THROTTLE_S, Bot, running_bot
 from tests.offline import (
     REPLAY_START,
     wait_for,
@@ -31,13 +31,9 @@ pytestmark = pytest.mark.slow
 def bot(tmp_path: Path) -> Iterator[Bot]:
     require_shared()
     clock = shifted_clock(REPLAY_START, run_s=150)
-    with SimServer(datadir=DATADIR, markets=MARKETS, port=0, clock=clock) as sim:
-        runner = Bot(tmp_path, sim)
-        try:
-            runner.start()
-            yield runner
-        finally:
-            runner.stop()
+    with SimServer(datadir=DATADIR, markets=MARKETS, port=0, clock=clock) as sim, \
+            running_bot(tmp_path, sim) as runner:
+        yield runner
 
 
 def test_dry_run_trades_the_published_couples_and_keeps_legs_together(bot: Bot) -> None:

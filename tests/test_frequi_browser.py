@@ -26,7 +26,7 @@ from playwright.sync_api import BrowserContext, ConsoleMessage, Page, expect, sy
 from statarb.ft.frequi import install as frequi_install
 from statarb.harness.offline import shifted_clock
 from statarb.sim import SimServer
-from tests.bots import PARTNER_CLOSED, THROTTLE_S, Bot
+from tests.bots import PARTNER_CLOSED, THROTTLE_S, Bot, running_bot
 from tests.offline import API_CREDENTIALS, REPLAY_START, REPO, wait_for
 from tests.shared_data import DATADIR, MARKETS, SHARED, require_shared
 
@@ -142,15 +142,11 @@ def bot(tmp_path: Path, frequi: Path) -> Iterator[Bot]:
     """The e2e test's bot on a shifted replay of REPLAY_START, with FreqUI installed."""
     require_shared()
     clock = shifted_clock(REPLAY_START, run_s=240)
-    with SimServer(datadir=DATADIR, markets=MARKETS, port=0, clock=clock) as sim:
-        # verbosity info: uvicorn logs every request, FreqUI's websocket URL with its token
-        # included, so the test sees whether secrets stay out of the logs.
-        runner = Bot(tmp_path, sim, api_verbosity="info")
-        try:
-            runner.start()
-            yield runner
-        finally:
-            runner.stop()
+    # verbosity info: uvicorn logs every request, FreqUI's websocket URL with its token
+    # included, so the test sees whether secrets stay out of the logs.
+    with SimServer(datadir=DATADIR, markets=MARKETS, port=0, clock=clock) as sim, \
+            running_bot(tmp_path, sim, api_verbosity="info") as runner:
+        yield runner
 
 
 def strategy_subplots() -> dict[str, dict]:
