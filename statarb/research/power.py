@@ -30,7 +30,7 @@ from statarb.research.evaluate import Workbench
 from statarb.research.sweep import MIN_TRIPS, choose, run_sweep
 from statarb.research.variants import Variant, parse_variants
 
-__all__ = ["PowerResult", "planted_market", "power", "procedure_accepts"]
+__all__ = ["PowerResult", "best_dsr", "planted_market", "power", "procedure_accepts"]
 
 FEE = 0.0005
 HOURLY_VOL = 0.006
@@ -134,10 +134,18 @@ class PowerResult:
         return float(np.mean([d >= self.min_dsr for d in self.null]))
 
 
-def power(seeds: Sequence[int], k: float = 3.0, min_dsr: float = 0.95) -> PowerResult:
-    """The procedure's best in-sample DSR per seed, planted and null."""
-    planted = tuple(procedure_accepts(planted_market(s, k=k), min_dsr=min_dsr)[1]
-                    for s in seeds)
-    null = tuple(procedure_accepts(planted_market(s, k=None), min_dsr=min_dsr)[1]
-                 for s in seeds)
-    return PowerResult(k, tuple(seeds), planted, null, min_dsr)
+def best_dsr(seed: int, k: float | None, min_dsr: float = 0.95) -> float:
+    """The procedure's best choosable in-sample DSR on one market (NaN: none to choose)."""
+    return procedure_accepts(planted_market(seed, k=k), min_dsr=min_dsr)[1]
+
+
+def power(seeds: Sequence[int], k: float = 3.0, min_dsr: float = 0.95, n_jobs: int = 1
+          ) -> PowerResult:
+    """The procedure's best in-sample DSR per seed, planted and null (the markets in
+    ``n_jobs`` processes: each is independent)."""
+    from joblib import Parallel, delayed
+
+    markets = [(s, k) for s in seeds] + [(s, None) for s in seeds]
+    found = Parallel(n_jobs=n_jobs)(delayed(best_dsr)(s, kk, min_dsr) for s, kk in markets)
+    n = len(seeds)
+    return PowerResult(k, tuple(seeds), tuple(found[:n]), tuple(found[n:]), min_dsr)
