@@ -196,9 +196,10 @@ backtest: install
 # Parameters are chosen on the in-sample part only; the result goes to
 # strategies/CointPairsStrategy.json, which later backtests pick up.
 hyperopt: install
-	@FREQTRADE__TIMEFRAME=$(TIMEFRAME) $(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) -- \
+	@data=$$($(TIMEFRAME_DATA)) && pairs=$$($(TIMEFRAME_DATA) --pairs) && \
+	FREQTRADE__TIMEFRAME=$(TIMEFRAME) $(BIN)/python -m statarb.sim.run --datadir $(DATADIR) --markets $(MARKETS) -- \
 		$(BIN)/freqtrade hyperopt --config $(CONFIG) --config $(OFFLINE) $(if $(COSTS),--config $(COSTS)) \
-		--datadir $(DATADIR) --strategy $(STRATEGY) --timerange $(IS_TIMERANGE) \
+		--datadir $$data --pairs $$pairs --strategy $(STRATEGY) --timerange $(IS_TIMERANGE) \
 		--spaces buy sell --hyperopt-loss $(HYPEROPT_LOSS) --epochs $(EPOCHS) -j 2 \
 		--random-state 42 --min-trades 20
 
