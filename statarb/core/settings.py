@@ -18,7 +18,7 @@ from statarb.core.regime import RegimeParams
 from statarb.core.selection import SelectionParams
 from statarb.core.walkforward import WalkForwardParams
 
-__all__ = ["LiveParams", "StrategySettings"]
+__all__ = ["LiveParams", "StrategySettings", "timeframe_name"]
 
 HOUR = pd.Timedelta(hours=1)
 
@@ -77,7 +77,7 @@ def _candles(key: str, value: Any, candle: pd.Timedelta, *, least: int = 1, why:
                          f"{'days' if unit == 'days' else 'hours'}")
     span = pd.Timedelta(days=float(value)) if unit == "days" else pd.Timedelta(hours=float(value))
     count = span / candle
-    tf = _timeframe(candle)
+    tf = timeframe_name(candle)
     if abs(count - round(count)) > 1e-9:
         raise ValueError(f"statarb.{key}={value:g} is not a whole number of {tf} candles "
                          f"({count:g}); give a multiple of {candle / HOUR:g} h")
@@ -87,7 +87,7 @@ def _candles(key: str, value: Any, candle: pd.Timedelta, *, least: int = 1, why:
     return round(count)
 
 
-def _timeframe(candle: pd.Timedelta) -> str:
+def timeframe_name(candle: pd.Timedelta) -> str:
     """Freqtrade's name of a candle width (``15m``, ``1h``)."""
     minutes = int(candle / pd.Timedelta(minutes=1))
     return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"

@@ -38,7 +38,7 @@ from statarb.research.deflated import deflated_sharpe, sharpe
 from statarb.research.evaluate import Workbench
 from statarb.research.variants import Variant
 
-__all__ = ["FIGURES", "MIN_TRIPS", "Choice", "choose", "run_sweep"]
+__all__ = ["FIGURES", "MIN_TRIPS", "Choice", "choose", "run_sweep", "trial_sharpes"]
 
 #: Fewest in-sample couple trips a variant needs to be chosen (the Makefile's hyperopt
 #: asks Freqtrade for 20 trades, ten trips; a variant's verdict needs more than that).
@@ -154,6 +154,15 @@ class Choice:
     """In-sample DSR of the best variant that may be chosen (NaN: none may)."""
 
 
+def trial_sharpes(table: pd.DataFrame) -> np.ndarray:
+    """The in-sample daily Sharpe of each distinct trial: variants with identical in-sample
+    returns count once, variants without a Sharpe not at all."""
+    distinct = {np.asarray(r, dtype="float64").round(12).tobytes(): s
+                for r, s in zip(table["is_returns"], table["is_daily_sharpe"], strict=True)}
+    trial = np.fromiter(distinct.values(), dtype="float64")
+    return trial[np.isfinite(trial)]
+
+
 def choose(table: pd.DataFrame, default: str | None = None, min_dsr: float = 0.95,
            min_trips: int = MIN_TRIPS) -> tuple[pd.DataFrame, Choice]:
     """Add each variant's in-sample Deflated Sharpe Ratio and choose (see module).
@@ -163,10 +172,8 @@ def choose(table: pd.DataFrame, default: str | None = None, min_dsr: float = 0.9
     # Variants that trade identically in sample (a filter that never binds) are one trial,
     # not several: counting them again would understate the variance of the Sharpes and
     # overstate N. One Sharpe per distinct in-sample return series.
-    distinct = {np.asarray(r, dtype="float64").round(12).tobytes(): s
-                for r, s in zip(table["is_returns"], table["is_daily_sharpe"], strict=True)}
-    trial = np.fromiter(distinct.values(), dtype="float64")
-    n_trials = int(np.isfinite(trial).sum())
+    trial = trial_sharpes(table)
+    n_trials = len(trial)
     if n_trials == 0:
         raise ValueError("no variant has an in-sample Sharpe (no trades in the first part?)")
     dsr, benchmark = [], []

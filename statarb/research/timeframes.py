@@ -42,11 +42,12 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from statarb.core.settings import timeframe_name
 from statarb.core.walkforward import align_closes
 from statarb.research.cache import FormationCache
 from statarb.research.deflated import deflated_sharpe
 from statarb.research.evaluate import Workbench
-from statarb.research.sweep import MIN_TRIPS, choose, run_sweep
+from statarb.research.sweep import MIN_TRIPS, choose, run_sweep, trial_sharpes
 from statarb.research.variants import Variant, VariantError, load_variants
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,11 +74,6 @@ def resample_frames(frames: Mapping[str, pd.DataFrame], timeframe: str
         agg = agg[count.to_numpy() == width // step]
         out[pair] = agg.reset_index()
     return out
-
-
-def timeframe_name(width: pd.Timedelta) -> str:
-    minutes = int(width / pd.Timedelta(minutes=1))
-    return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
 
 
 class Market:
@@ -242,6 +238,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                   f"{len(market.config['exchange']['pair_whitelist'])} coins; in-sample "
                   f"{index[0]:%Y-%m-%d} .. {split:%Y-%m-%d}, out-of-sample .. "
                   f"{index[-1]:%Y-%m-%d}")
+    # The variants of the run the check reads: with the spread when there is one.
     by_name = {f"{tf} {v.name}": v for tf in args.timeframes for v in with_costs(variants, costs)}
     results: dict[str, Any] = {}
     tables: dict[str, pd.DataFrame] = {}
@@ -259,13 +256,8 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         console.print(f"[bold]choice ({label})[/]: {choice.chosen} - {choice.reason}")
     honest = "with spread" if "with spread" in tables else "fees only"
     table = tables[honest]
-    distinct = {np.asarray(r, dtype="float64").round(12).tobytes(): s
-                for r, s in zip(table["is_returns"], table["is_daily_sharpe"], strict=True)}
-    trials = np.fromiter(distinct.values(), dtype="float64")
-    trials = trials[np.isfinite(trials)]
-    check = coarsening(market, table, by_name if honest == "with spread" else {
-        f"{tf} {v.name}": v for tf in args.timeframes for v in with_costs(variants, None)},
-        split, trials, cache)
+    trials = trial_sharpes(table)
+    check = coarsening(market, table, by_name, split, trials, cache)
     if check is not None:
         console.print(f"[bold]bar-coarsening check[/] ({check['variant']}): {check['verdict']}")
     args.out.mkdir(parents=True, exist_ok=True)
